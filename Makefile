@@ -1,0 +1,27 @@
+# Concord: the two commands of the README, and a few helpers.
+#   make demo   install what is missing, build, run the phantom demo end to end
+#   make test   install what is missing, run the test suite
+SHELL := /bin/bash
+export OPENBLAS_NUM_THREADS ?= 1
+DEMO_OUT ?= demo-out
+SWIFT_BUILD_FLAGS ?=
+
+.PHONY: bootstrap build test demo bench clean
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	swift build -c release --product concord $(SWIFT_BUILD_FLAGS)
+
+test: bootstrap
+	swift test $(SWIFT_BUILD_FLAGS)
+
+demo: build
+	.build/release/concord demo --out $(DEMO_OUT)
+
+bench: build
+	.build/release/concord bench train-step --size 64 --batch 2 --channels 2
+
+clean:
+	rm -rf .build $(DEMO_OUT)

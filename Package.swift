@@ -1,0 +1,77 @@
+// swift-tools-version:6.1
+// Concord: semi-supervised multimodal 3D medical image segmentation on libtorch.
+//
+// Build variables (environment):
+//   LIBTORCH=/path      use the libtorch under /path (include/ and lib/), e.g. the one inside
+//                       PyPI's torch wheel (site-packages/torch) for CUDA machines. Default: Debian's
+//                       libtorch-dev under /usr.
+//   LIBTORCH_CXX=c++17  C++ standard for the shim (c++17 for Debian's 1.13; newer wheels want c++20).
+//   LIBTORCH_CUDA=1     also link torch_cuda/c10_cuda (set automatically when LIBTORCH has them).
+import PackageDescription
+import Foundation
+
+let env = ProcessInfo.processInfo.environment
+let libtorch = env["LIBTORCH"].flatMap { $0.isEmpty ? nil : $0 }
+let cxxStd = env["LIBTORCH_CXX"] ?? (libtorch == nil ? "c++17" : "c++20")
+
+var torchCxxFlags: [String] = ["-std=\(cxxStd)", "-O2", "-Wno-deprecated-declarations"]
+var torchLinkFlags: [String] = []
+var torchLibs: [LinkerSetting] = [.linkedLibrary("torch_cpu"), .linkedLibrary("c10")]
+if let root = libtorch {
+    torchCxxFlags += ["-I\(root)/include", "-I\(root)/include/torch/csrc/api/include"]
+    torchLinkFlags += ["-L\(root)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(root)/lib"]
+    let hasCuda = FileManager.default.fileExists(atPath: "\(root)/lib/libtorch_cuda.so")
+    if hasCuda || env["LIBTORCH_CUDA"] == "1" {
+        // torch_cuda registers its kernels from static initialisers: keep it linked even though
+        // no symbol of it is referenced directly.
+        torchLinkFlags += ["-Xlinker", "--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Xlinker", "--as-needed"]
+        torchCxxFlags += ["-DCONCORD_CUDA=1"]
+    }
+    // PyPI wheels before 2.7 use the old C++ ABI.
+    if let abi = env["LIBTORCH_CXX11_ABI"] { torchCxxFlags += ["-D_GLIBCXX_USE_CXX11_ABI=\(abi)"] }
+}
+
+let package = Package(
+    name: "Concord",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "concord", targets: ["concord"]),
+        .library(name: "Torch", targets: ["Torch"]),
+        .library(name: "Volumes", targets: ["Volumes"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Metrics", targets: ["Metrics"]),
+        .library(name: "Segmentation", targets: ["Segmentation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // The only C++ in Concord: a C ABI over libtorch; every entry point catches every exception.
+        .target(
+            name: "CTorch",
+            cxxSettings: [.unsafeFlags(torchCxxFlags)],
+            linkerSettings: torchLibs + [.unsafeFlags(torchLinkFlags)]
+        ),
+        .target(name: "Torch", dependencies: ["CTorch"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "Volumes", dependencies: ["CZlib", "Torch"]),
+        .target(name: "Metrics"),
+        .target(name: "Datasets", dependencies: ["Volumes", "Torch"]),
+        .target(name: "Segmentation", dependencies: ["Torch", "Volumes", "Datasets", "Metrics"]),
+        .executableTarget(
+            name: "concord",
+            dependencies: [
+                "Segmentation", "Datasets", "Volumes", "Metrics", "Torch",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .testTarget(name: "TorchTests", dependencies: ["Torch"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VolumesTests", dependencies: ["Volumes"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Volumes"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Datasets", "Volumes", "Metrics", "Torch"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,169 @@
+/*
+ * ctorch.h: Concord's C ABI over libtorch.
+ *
+ * The contract, kept by every function in shim.cpp:
+ *  - Handles are opaque. A ct_tensor owns one at::Tensor (a reference-counted view); free it
+ *    with ct_free exactly once.
+ *  - Every function that can fail returns ct_error: NULL on success, otherwise a heap string with
+ *    libtorch's message that the caller frees with ct_error_free. No C++ exception ever crosses
+ *    this boundary (one crossing into Swift would abort the process).
+ *  - Results come back through the last parameter(s) (`out`). On failure outputs are untouched.
+ *  - Optional tensors are passed as NULL.
+ *  - dtype codes are c10::ScalarType values (see CT_* below); device type 0 = CPU, 1 = CUDA.
+ */
+#ifndef CONCORD_CTORCH_H
+#define CONCORD_CTORCH_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_tensor_s *ct_tensor;
+typedef char *ct_error;
+
+enum {
+    CT_UINT8 = 0, CT_INT8 = 1, CT_INT16 = 2, CT_INT32 = 3, CT_INT64 = 4,
+    CT_FLOAT16 = 5, CT_FLOAT32 = 6, CT_FLOAT64 = 7, CT_BOOL = 11, CT_BFLOAT16 = 15
+};
+
+/* ---- lifetime, data, metadata ---- */
+void ct_error_free(ct_error err);
+void ct_free(ct_tensor t);
+const char *ct_version(void);
+ct_error ct_from_data(const void *data, int dtype, const int64_t *shape, int ndim, ct_tensor *out);
+/* Copies the tensor's values (converted to CPU, contiguous) into dst, which holds nbytes. */
+ct_error ct_copy_data(ct_tensor t, void *dst, size_t nbytes);
+int ct_ndim(ct_tensor t);
+void ct_shape(ct_tensor t, int64_t *dims);
+int ct_dtype(ct_tensor t);
+int ct_device_type(ct_tensor t);
+int ct_device_index(ct_tensor t);
+int64_t ct_numel(ct_tensor t);
+ct_error ct_item(ct_tensor t, double *out);
+ct_error ct_clone_handle(ct_tensor t, ct_tensor *out); /* a second handle to the same tensor */
+
+/* ---- creation ---- */
+ct_error ct_full(const int64_t *shape, int ndim, double value, int dtype, int dev, int dev_index, ct_tensor *out);
+ct_error ct_rand(const int64_t *shape, int ndim, int normal, int dtype, int dev, int dev_index, ct_tensor *out);
+ct_error ct_randint(int64_t low, int64_t high, const int64_t *shape, int ndim, int dtype, ct_tensor *out);
+ct_error ct_arange(double start, double end, double step, int dtype, ct_tensor *out);
+ct_error ct_to(ct_tensor t, int dtype, int dev, int dev_index, ct_tensor *out);
+
+/* ---- elementwise ---- */
+#define CT_DECL_UNARY(name) ct_error ct_##name(ct_tensor a, ct_tensor *out);
+#define CT_DECL_BINARY(name) ct_error ct_##name(ct_tensor a, ct_tensor b, ct_tensor *out);
+#define CT_DECL_SCALAR(name) ct_error ct_##name(ct_tensor a, double s, ct_tensor *out);
+CT_DECL_UNARY(neg) CT_DECL_UNARY(exp) CT_DECL_UNARY(log) CT_DECL_UNARY(sqrt) CT_DECL_UNARY(rsqrt)
+CT_DECL_UNARY(abs) CT_DECL_UNARY(square) CT_DECL_UNARY(sign) CT_DECL_UNARY(floor) CT_DECL_UNARY(round)
+CT_DECL_UNARY(relu) CT_DECL_UNARY(sigmoid) CT_DECL_UNARY(tanh) CT_DECL_UNARY(gelu)
+CT_DECL_UNARY(logical_not) CT_DECL_UNARY(isfinite) CT_DECL_UNARY(contiguous) CT_DECL_UNARY(clone)
+CT_DECL_UNARY(detach) CT_DECL_UNARY(sum_all) CT_DECL_UNARY(mean_all) CT_DECL_UNARY(max_all)
+CT_DECL_UNARY(min_all) CT_DECL_UNARY(nonzero) CT_DECL_UNARY(cos) CT_DECL_UNARY(sin)
+CT_DECL_BINARY(add) CT_DECL_BINARY(sub) CT_DECL_BINARY(mul) CT_DECL_BINARY(div) CT_DECL_BINARY(pow)
+CT_DECL_BINARY(maximum) CT_DECL_BINARY(minimum) CT_DECL_BINARY(eq) CT_DECL_BINARY(ne)
+CT_DECL_BINARY(lt) CT_DECL_BINARY(le) CT_DECL_BINARY(gt) CT_DECL_BINARY(ge)
+CT_DECL_BINARY(logical_and) CT_DECL_BINARY(logical_or) CT_DECL_BINARY(matmul) CT_DECL_BINARY(bmm)
+CT_DECL_BINARY(mse_loss) CT_DECL_BINARY(bce_with_logits)
+CT_DECL_SCALAR(add_scalar) CT_DECL_SCALAR(mul_scalar) CT_DECL_SCALAR(pow_scalar)
+CT_DECL_SCALAR(rsub_scalar) CT_DECL_SCALAR(rdiv_scalar)
+CT_DECL_SCALAR(eq_scalar) CT_DECL_SCALAR(lt_scalar) CT_DECL_SCALAR(gt_scalar)
+CT_DECL_SCALAR(le_scalar) CT_DECL_SCALAR(ge_scalar) CT_DECL_SCALAR(leaky_relu)
+ct_error ct_clamp(ct_tensor a, double lo, double hi, int has_lo, int has_hi, ct_tensor *out);
+ct_error ct_where(ct_tensor cond, ct_tensor a, ct_tensor b, ct_tensor *out);
+
+/* ---- reductions ---- */
+ct_error ct_sum_dims(ct_tensor a, const int64_t *dims, int n, int keepdim, ct_tensor *out);
+ct_error ct_mean_dims(ct_tensor a, const int64_t *dims, int n, int keepdim, ct_tensor *out);
+ct_error ct_amax_dims(ct_tensor a, const int64_t *dims, int n, int keepdim, ct_tensor *out);
+ct_error ct_amin_dims(ct_tensor a, const int64_t *dims, int n, int keepdim, ct_tensor *out);
+ct_error ct_logsumexp(ct_tensor a, const int64_t *dims, int n, int keepdim, ct_tensor *out);
+ct_error ct_argmax(ct_tensor a, int64_t dim, int keepdim, ct_tensor *out);
+ct_error ct_var_dims(ct_tensor a, const int64_t *dims, int n, int unbiased, int keepdim, ct_tensor *out);
+
+/* ---- shape ---- */
+ct_error ct_reshape(ct_tensor a, const int64_t *shape, int n, ct_tensor *out);
+ct_error ct_permute(ct_tensor a, const int64_t *dims, int n, ct_tensor *out);
+ct_error ct_expand(ct_tensor a, const int64_t *shape, int n, ct_tensor *out);
+ct_error ct_flip(ct_tensor a, const int64_t *dims, int n, ct_tensor *out);
+ct_error ct_repeat(ct_tensor a, const int64_t *reps, int n, ct_tensor *out);
+ct_error ct_roll(ct_tensor a, const int64_t *shifts, const int64_t *dims, int n, ct_tensor *out);
+ct_error ct_transpose(ct_tensor a, int64_t d0, int64_t d1, ct_tensor *out);
+ct_error ct_narrow(ct_tensor a, int64_t dim, int64_t start, int64_t length, ct_tensor *out);
+ct_error ct_squeeze(ct_tensor a, int64_t dim, ct_tensor *out);
+ct_error ct_unsqueeze(ct_tensor a, int64_t dim, ct_tensor *out);
+ct_error ct_cat(const ct_tensor *ts, int n, int64_t dim, ct_tensor *out);
+ct_error ct_stack(const ct_tensor *ts, int n, int64_t dim, ct_tensor *out);
+ct_error ct_index_select(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor *out);
+ct_error ct_gather(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor *out);
+ct_error ct_masked_fill(ct_tensor a, ct_tensor mask, double value, ct_tensor *out);
+
+/* ---- neural network functions ---- */
+/* Convolution of any spatial rank (1-3), plain or transposed; bias may be NULL. Arrays have
+ * `nd` entries (the spatial rank). */
+ct_error ct_convolution(ct_tensor input, ct_tensor weight, ct_tensor bias, int nd,
+                        const int64_t *stride, const int64_t *padding, const int64_t *dilation,
+                        int transposed, const int64_t *output_padding, int64_t groups, ct_tensor *out);
+/* kind: 0 max, 1 avg (count_include_pad = false). */
+ct_error ct_pool(ct_tensor input, int kind, int nd, const int64_t *kernel, const int64_t *stride,
+                 const int64_t *padding, ct_tensor *out);
+ct_error ct_adaptive_pool(ct_tensor input, int kind, int nd, const int64_t *size, ct_tensor *out);
+/* mode: 0 nearest, 1 (bi/tri)linear. */
+ct_error ct_interpolate(ct_tensor input, int nd, const int64_t *size, int mode, int align_corners, ct_tensor *out);
+/* mode: 0 bilinear/trilinear, 1 nearest; padding: 0 zeros, 1 border, 2 reflection. */
+ct_error ct_grid_sample(ct_tensor input, ct_tensor grid, int mode, int padding, int align_corners, ct_tensor *out);
+ct_error ct_affine_grid(ct_tensor theta, const int64_t *size, int n, int align_corners, ct_tensor *out);
+ct_error ct_softmax(ct_tensor a, int64_t dim, ct_tensor *out);
+ct_error ct_log_softmax(ct_tensor a, int64_t dim, ct_tensor *out);
+ct_error ct_dropout(ct_tensor a, double p, int train, ct_tensor *out);
+ct_error ct_one_hot(ct_tensor a, int64_t num_classes, ct_tensor *out);
+ct_error ct_batch_norm(ct_tensor input, ct_tensor weight, ct_tensor bias, ct_tensor running_mean,
+                       ct_tensor running_var, int training, double momentum, double eps, ct_tensor *out);
+ct_error ct_instance_norm(ct_tensor input, ct_tensor weight, ct_tensor bias, double eps, ct_tensor *out);
+ct_error ct_group_norm(ct_tensor input, int64_t groups, ct_tensor weight, ct_tensor bias, double eps, ct_tensor *out);
+ct_error ct_layer_norm(ct_tensor input, const int64_t *shape, int n, ct_tensor weight, ct_tensor bias,
+                       double eps, ct_tensor *out);
+ct_error ct_linear(ct_tensor input, ct_tensor weight, ct_tensor bias, ct_tensor *out);
+/* target: int64 class indices (N, ...) or probabilities shaped like logits. reduction 0 none, 1 mean, 2 sum. */
+ct_error ct_cross_entropy(ct_tensor logits, ct_tensor target, ct_tensor weight, int reduction,
+                          int64_t ignore_index, double label_smoothing, ct_tensor *out);
+
+/* ---- autograd ---- */
+ct_error ct_set_requires_grad(ct_tensor t, int flag);
+int ct_requires_grad(ct_tensor t);
+/* *out is set to NULL when the tensor has no gradient. */
+ct_error ct_grad(ct_tensor t, ct_tensor *out);
+ct_error ct_zero_grad(ct_tensor t);
+ct_error ct_backward(ct_tensor t, ct_tensor gradient, int retain_graph);
+int ct_set_grad_enabled(int enabled); /* returns the previous mode */
+int ct_is_grad_enabled(void);
+
+/* ---- in place (optimizers, EMA, buffers); all run without recording gradients ---- */
+ct_error ct_add_(ct_tensor a, ct_tensor b, double alpha);
+ct_error ct_mul_scalar_(ct_tensor a, double s);
+ct_error ct_add_scalar_(ct_tensor a, double s);
+ct_error ct_addcmul_(ct_tensor a, ct_tensor t1, ct_tensor t2, double value);
+ct_error ct_addcdiv_(ct_tensor a, ct_tensor t1, ct_tensor t2, double value);
+ct_error ct_copy_(ct_tensor dst, ct_tensor src);
+ct_error ct_fill_(ct_tensor a, double value);
+ct_error ct_lerp_(ct_tensor a, ct_tensor end, double weight);
+
+/* ---- process-wide settings ---- */
+ct_error ct_manual_seed(uint64_t seed);
+ct_error ct_rng_state(ct_tensor *out);     /* CPU generator state (uint8 tensor) */
+ct_error ct_set_rng_state(ct_tensor state);
+void ct_set_num_threads(int n);
+int ct_get_num_threads(void);
+int ct_cuda_is_available(void);
+int ct_cuda_device_count(void);
+int ct_mkldnn_is_available(void);
+/* Sets OpenBLAS's thread count through openblas_set_num_threads when the BLAS in the process is
+ * OpenBLAS; returns 1 if it was, 0 otherwise (reference BLAS, MKL). */
+int ct_set_blas_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,383 @@
+// The only C++ in Concord: each entry point of ctorch.h wrapped in CT_TRY, which turns any C++
+// exception into a returned error string. Adding an op is one line here (CT_UNARY/CT_BINARY/...)
+// and one Swift method.
+#include "ctorch.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <cstring>
+#include <dlfcn.h>
+#include <mutex>
+#include <string>
+#include <vector>
+#if __has_include(<torch/csrc/api/include/torch/version.h>)
+#include <torch/csrc/api/include/torch/version.h>
+#endif
+
+struct ct_tensor_s {
+    at::Tensor t;
+};
+
+namespace {
+
+char *make_error(const char *msg) {
+    size_t n = std::strlen(msg);
+    char *s = static_cast<char *>(std::malloc(n + 1));
+    if (s) std::memcpy(s, msg, n + 1);
+    return s;
+}
+
+inline ct_tensor wrap(at::Tensor t) { return new ct_tensor_s{std::move(t)}; }
+inline at::Tensor &T(ct_tensor h) {
+    if (!h) throw std::invalid_argument("null tensor handle");
+    return h->t;
+}
+inline c10::optional<at::Tensor> opt(ct_tensor h) {
+    if (!h) return c10::nullopt;
+    return h->t;
+}
+inline at::IntArrayRef ints(const int64_t *p, int n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
+inline at::Device device(int type, int index) {
+    if (type == 1) return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+    return at::Device(at::kCPU);
+}
+inline at::TensorOptions options(int dtype, int dev, int index) {
+    return at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)).device(device(dev, index));
+}
+
+}  // namespace
+
+// One exception boundary for the whole shim. c10::Error is caught first for its message without
+// the C++ backtrace, which means nothing to a Swift user.
+#define CT_TRY(...)                                                                   \
+    try {                                                                             \
+        __VA_ARGS__;                                                                  \
+        return nullptr;                                                               \
+    } catch (const c10::Error &e) {                                                   \
+        return make_error(e.what_without_backtrace());                                \
+    } catch (const std::exception &e) {                                               \
+        return make_error(e.what());                                                  \
+    } catch (...) {                                                                   \
+        return make_error("unknown C++ exception in libtorch");                       \
+    }
+
+#define CT_UNARY(name, expr) \
+    ct_error ct_##name(ct_tensor a_, ct_tensor *out) { CT_TRY(auto &a = T(a_); *out = wrap(expr)) }
+#define CT_BINARY(name, expr) \
+    ct_error ct_##name(ct_tensor a_, ct_tensor b_, ct_tensor *out) { CT_TRY(auto &a = T(a_); auto &b = T(b_); *out = wrap(expr)) }
+#define CT_SCALAR(name, expr) \
+    ct_error ct_##name(ct_tensor a_, double s, ct_tensor *out) { CT_TRY(auto &a = T(a_); *out = wrap(expr)) }
+#define CT_DIMS(name, expr)                                                                      \
+    ct_error ct_##name(ct_tensor a_, const int64_t *dims_, int n, int keepdim, ct_tensor *out) { \
+        CT_TRY(auto &a = T(a_); auto dims = ints(dims_, n); *out = wrap(expr))                  \
+    }
+#define CT_SHAPE(name, expr) \
+    ct_error ct_##name(ct_tensor a_, const int64_t *p, int n, ct_tensor *out) { CT_TRY(auto &a = T(a_); auto s = ints(p, n); *out = wrap(expr)) }
+
+extern "C" {
+
+void ct_error_free(ct_error err) { std::free(err); }
+void ct_free(ct_tensor t) { delete t; }
+
+const char *ct_version(void) {
+#ifdef TORCH_VERSION
+    return TORCH_VERSION;
+#else
+    return "unknown";
+#endif
+}
+
+ct_error ct_from_data(const void *data, int dtype, const int64_t *shape, int ndim, ct_tensor *out) {
+    CT_TRY(
+        auto t = at::empty(ints(shape, ndim), at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)));
+        if (t.numel() > 0) std::memcpy(t.data_ptr(), data, t.numel() * t.element_size());
+        *out = wrap(std::move(t)))
+}
+
+ct_error ct_copy_data(ct_tensor t_, void *dst, size_t nbytes) {
+    CT_TRY(
+        auto t = T(t_).detach().to(at::kCPU).contiguous();
+        size_t have = static_cast<size_t>(t.numel()) * t.element_size();
+        if (have != nbytes) throw std::invalid_argument("ct_copy_data: tensor holds " + std::to_string(have) +
+                                                        " bytes, destination " + std::to_string(nbytes));
+        if (have > 0) std::memcpy(dst, t.data_ptr(), have))
+}
+
+int ct_ndim(ct_tensor t) { return static_cast<int>(t->t.dim()); }
+void ct_shape(ct_tensor t, int64_t *dims) {
+    for (int64_t i = 0; i < t->t.dim(); ++i) dims[i] = t->t.size(i);
+}
+int ct_dtype(ct_tensor t) { return static_cast<int>(t->t.scalar_type()); }
+int ct_device_type(ct_tensor t) { return t->t.device().is_cuda() ? 1 : 0; }
+int ct_device_index(ct_tensor t) { return t->t.device().has_index() ? t->t.device().index() : 0; }
+int64_t ct_numel(ct_tensor t) { return t->t.numel(); }
+ct_error ct_item(ct_tensor t, double *out) { CT_TRY(*out = T(t).item<double>()) }
+ct_error ct_clone_handle(ct_tensor t, ct_tensor *out) { CT_TRY(*out = wrap(T(t))) }
+
+ct_error ct_full(const int64_t *shape, int ndim, double value, int dtype, int dev, int index, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::full(ints(shape, ndim), value, options(dtype, dev, index))))
+}
+ct_error ct_rand(const int64_t *shape, int ndim, int normal, int dtype, int dev, int index, ct_tensor *out) {
+    CT_TRY(auto o = options(dtype, dev, index);
+           *out = wrap(normal ? at::randn(ints(shape, ndim), o) : at::rand(ints(shape, ndim), o)))
+}
+ct_error ct_randint(int64_t low, int64_t high, const int64_t *shape, int ndim, int dtype, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::randint(low, high, ints(shape, ndim), at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)))))
+}
+ct_error ct_arange(double start, double end, double step, int dtype, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::arange(start, end, step, at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)))))
+}
+ct_error ct_to(ct_tensor t, int dtype, int dev, int index, ct_tensor *out) {
+    CT_TRY(*out = wrap(T(t).to(device(dev, index), static_cast<at::ScalarType>(dtype))))
+}
+
+CT_UNARY(neg, at::neg(a))
+CT_UNARY(exp, at::exp(a))
+CT_UNARY(log, at::log(a))
+CT_UNARY(sqrt, at::sqrt(a))
+CT_UNARY(rsqrt, at::rsqrt(a))
+CT_UNARY(abs, at::abs(a))
+CT_UNARY(square, at::square(a))
+CT_UNARY(sign, at::sign(a))
+CT_UNARY(floor, at::floor(a))
+CT_UNARY(round, at::round(a))
+CT_UNARY(cos, at::cos(a))
+CT_UNARY(sin, at::sin(a))
+CT_UNARY(relu, at::relu(a))
+CT_UNARY(sigmoid, at::sigmoid(a))
+CT_UNARY(tanh, at::tanh(a))
+CT_UNARY(gelu, at::gelu(a))
+CT_UNARY(logical_not, at::logical_not(a))
+CT_UNARY(isfinite, at::isfinite(a))
+CT_UNARY(contiguous, a.contiguous())
+CT_UNARY(clone, a.clone())
+CT_UNARY(detach, a.detach())
+CT_UNARY(sum_all, a.sum())
+CT_UNARY(mean_all, a.mean())
+CT_UNARY(max_all, a.max())
+CT_UNARY(min_all, a.min())
+CT_UNARY(nonzero, at::nonzero(a))
+
+CT_BINARY(add, at::add(a, b))
+CT_BINARY(sub, at::sub(a, b))
+CT_BINARY(mul, at::mul(a, b))
+CT_BINARY(div, at::div(a, b))
+CT_BINARY(pow, at::pow(a, b))
+CT_BINARY(maximum, at::maximum(a, b))
+CT_BINARY(minimum, at::minimum(a, b))
+CT_BINARY(eq, at::eq(a, b))
+CT_BINARY(ne, at::ne(a, b))
+CT_BINARY(lt, at::lt(a, b))
+CT_BINARY(le, at::le(a, b))
+CT_BINARY(gt, at::gt(a, b))
+CT_BINARY(ge, at::ge(a, b))
+CT_BINARY(logical_and, at::logical_and(a, b))
+CT_BINARY(logical_or, at::logical_or(a, b))
+CT_BINARY(matmul, at::matmul(a, b))
+CT_BINARY(bmm, at::bmm(a, b))
+CT_BINARY(mse_loss, at::mse_loss(a, b))
+CT_BINARY(bce_with_logits, at::binary_cross_entropy_with_logits(a, b))
+
+CT_SCALAR(add_scalar, at::add(a, s))
+CT_SCALAR(mul_scalar, at::mul(a, s))
+CT_SCALAR(pow_scalar, at::pow(a, s))
+CT_SCALAR(rsub_scalar, at::rsub(a, s))
+CT_SCALAR(rdiv_scalar, at::reciprocal(a) * s)
+CT_SCALAR(eq_scalar, at::eq(a, s))
+CT_SCALAR(lt_scalar, at::lt(a, s))
+CT_SCALAR(gt_scalar, at::gt(a, s))
+CT_SCALAR(le_scalar, at::le(a, s))
+CT_SCALAR(ge_scalar, at::ge(a, s))
+CT_SCALAR(leaky_relu, at::leaky_relu(a, s))
+
+ct_error ct_clamp(ct_tensor a, double lo, double hi, int has_lo, int has_hi, ct_tensor *out) {
+    CT_TRY(c10::optional<at::Scalar> l, h; if (has_lo) l = lo; if (has_hi) h = hi;
+           *out = wrap(at::clamp(T(a), l, h)))
+}
+ct_error ct_where(ct_tensor c, ct_tensor a, ct_tensor b, ct_tensor *out) { CT_TRY(*out = wrap(at::where(T(c), T(a), T(b)))) }
+
+CT_DIMS(sum_dims, at::sum(a, dims, keepdim != 0))
+CT_DIMS(mean_dims, at::mean(a, dims, keepdim != 0))
+CT_DIMS(amax_dims, at::amax(a, dims, keepdim != 0))
+CT_DIMS(amin_dims, at::amin(a, dims, keepdim != 0))
+CT_DIMS(logsumexp, at::logsumexp(a, dims, keepdim != 0))
+ct_error ct_argmax(ct_tensor a, int64_t dim, int keepdim, ct_tensor *out) { CT_TRY(*out = wrap(at::argmax(T(a), dim, keepdim != 0))) }
+ct_error ct_var_dims(ct_tensor a, const int64_t *dims, int n, int unbiased, int keepdim, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::var(T(a), ints(dims, n), unbiased != 0, keepdim != 0)))
+}
+
+CT_SHAPE(reshape, a.reshape(s))
+CT_SHAPE(permute, a.permute(s))
+CT_SHAPE(expand, a.expand(s))
+CT_SHAPE(flip, at::flip(a, s))
+CT_SHAPE(repeat, a.repeat(s))
+ct_error ct_roll(ct_tensor a, const int64_t *shifts, const int64_t *dims, int n, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::roll(T(a), ints(shifts, n), ints(dims, n))))
+}
+ct_error ct_transpose(ct_tensor a, int64_t d0, int64_t d1, ct_tensor *out) { CT_TRY(*out = wrap(T(a).transpose(d0, d1))) }
+ct_error ct_narrow(ct_tensor a, int64_t dim, int64_t start, int64_t length, ct_tensor *out) {
+    CT_TRY(*out = wrap(T(a).narrow(dim, start, length)))
+}
+ct_error ct_squeeze(ct_tensor a, int64_t dim, ct_tensor *out) { CT_TRY(*out = wrap(T(a).squeeze(dim))) }
+ct_error ct_unsqueeze(ct_tensor a, int64_t dim, ct_tensor *out) { CT_TRY(*out = wrap(T(a).unsqueeze(dim))) }
+
+static std::vector<at::Tensor> tensor_list(const ct_tensor *ts, int n) {
+    std::vector<at::Tensor> v;
+    v.reserve(n);
+    for (int i = 0; i < n; ++i) v.push_back(T(ts[i]));
+    return v;
+}
+ct_error ct_cat(const ct_tensor *ts, int n, int64_t dim, ct_tensor *out) { CT_TRY(*out = wrap(at::cat(tensor_list(ts, n), dim))) }
+ct_error ct_stack(const ct_tensor *ts, int n, int64_t dim, ct_tensor *out) { CT_TRY(*out = wrap(at::stack(tensor_list(ts, n), dim))) }
+ct_error ct_index_select(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::index_select(T(a), dim, T(index))))
+}
+ct_error ct_gather(ct_tensor a, int64_t dim, ct_tensor index, ct_tensor *out) { CT_TRY(*out = wrap(at::gather(T(a), dim, T(index)))) }
+ct_error ct_masked_fill(ct_tensor a, ct_tensor mask, double value, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::masked_fill(T(a), T(mask), value)))
+}
+
+ct_error ct_convolution(ct_tensor input, ct_tensor weight, ct_tensor bias, int nd, const int64_t *stride,
+                        const int64_t *padding, const int64_t *dilation, int transposed,
+                        const int64_t *output_padding, int64_t groups, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::convolution(T(input), T(weight), opt(bias), ints(stride, nd), ints(padding, nd),
+                                       ints(dilation, nd), transposed != 0, ints(output_padding, nd), groups)))
+}
+
+ct_error ct_pool(ct_tensor input, int kind, int nd, const int64_t *kernel, const int64_t *stride,
+                 const int64_t *padding, ct_tensor *out) {
+    CT_TRY(
+        auto &x = T(input); auto k = ints(kernel, nd); auto s = ints(stride, nd); auto p = ints(padding, nd);
+        at::Tensor y;
+        if (kind == 0) {
+            if (nd == 3) y = at::max_pool3d(x, k, s, p);
+            else if (nd == 2) y = at::max_pool2d(x, k, s, p);
+            else y = at::max_pool1d(x, k, s, p);
+        } else {
+            if (nd == 3) y = at::avg_pool3d(x, k, s, p, false, false);
+            else if (nd == 2) y = at::avg_pool2d(x, k, s, p, false, false);
+            else y = at::avg_pool1d(x, k, s, p, false, false);
+        }
+        *out = wrap(y))
+}
+
+ct_error ct_adaptive_pool(ct_tensor input, int kind, int nd, const int64_t *size, ct_tensor *out) {
+    CT_TRY(
+        auto &x = T(input); auto s = ints(size, nd); at::Tensor y;
+        if (kind == 0) {
+            if (nd == 3) y = std::get<0>(at::adaptive_max_pool3d(x, s));
+            else if (nd == 2) y = std::get<0>(at::adaptive_max_pool2d(x, s));
+            else y = std::get<0>(at::adaptive_max_pool1d(x, s));
+        } else {
+            if (nd == 3) y = at::adaptive_avg_pool3d(x, s);
+            else if (nd == 2) y = at::adaptive_avg_pool2d(x, s);
+            else y = at::adaptive_avg_pool1d(x, s);
+        }
+        *out = wrap(y))
+}
+
+ct_error ct_interpolate(ct_tensor input, int nd, const int64_t *size, int mode, int align_corners, ct_tensor *out) {
+    CT_TRY(
+        auto &x = T(input); auto s = ints(size, nd); at::Tensor y;
+        if (mode == 0) {
+            if (nd == 3) y = at::upsample_nearest3d(x, s);
+            else if (nd == 2) y = at::upsample_nearest2d(x, s);
+            else y = at::upsample_nearest1d(x, s);
+        } else {
+            if (nd == 3) y = at::upsample_trilinear3d(x, s, align_corners != 0);
+            else if (nd == 2) y = at::upsample_bilinear2d(x, s, align_corners != 0);
+            else y = at::upsample_linear1d(x, s, align_corners != 0);
+        }
+        *out = wrap(y))
+}
+
+ct_error ct_grid_sample(ct_tensor input, ct_tensor grid, int mode, int padding, int align_corners, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::grid_sampler(T(input), T(grid), mode, padding, align_corners != 0)))
+}
+ct_error ct_affine_grid(ct_tensor theta, const int64_t *size, int n, int align_corners, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::affine_grid_generator(T(theta), ints(size, n), align_corners != 0)))
+}
+ct_error ct_softmax(ct_tensor a, int64_t dim, ct_tensor *out) { CT_TRY(*out = wrap(at::softmax(T(a), dim))) }
+ct_error ct_log_softmax(ct_tensor a, int64_t dim, ct_tensor *out) { CT_TRY(*out = wrap(at::log_softmax(T(a), dim))) }
+ct_error ct_dropout(ct_tensor a, double p, int train, ct_tensor *out) { CT_TRY(*out = wrap(at::dropout(T(a), p, train != 0))) }
+ct_error ct_one_hot(ct_tensor a, int64_t num_classes, ct_tensor *out) { CT_TRY(*out = wrap(at::one_hot(T(a), num_classes))) }
+
+ct_error ct_batch_norm(ct_tensor input, ct_tensor weight, ct_tensor bias, ct_tensor running_mean,
+                       ct_tensor running_var, int training, double momentum, double eps, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::batch_norm(T(input), opt(weight), opt(bias), opt(running_mean), opt(running_var),
+                                      training != 0, momentum, eps, true)))
+}
+ct_error ct_instance_norm(ct_tensor input, ct_tensor weight, ct_tensor bias, double eps, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::instance_norm(T(input), opt(weight), opt(bias), {}, {}, true, 0.1, eps, true)))
+}
+ct_error ct_group_norm(ct_tensor input, int64_t groups, ct_tensor weight, ct_tensor bias, double eps, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::group_norm(T(input), groups, opt(weight), opt(bias), eps, true)))
+}
+ct_error ct_layer_norm(ct_tensor input, const int64_t *shape, int n, ct_tensor weight, ct_tensor bias, double eps,
+                       ct_tensor *out) {
+    CT_TRY(*out = wrap(at::layer_norm(T(input), ints(shape, n), opt(weight), opt(bias), eps, true)))
+}
+ct_error ct_linear(ct_tensor input, ct_tensor weight, ct_tensor bias, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::linear(T(input), T(weight), opt(bias))))
+}
+ct_error ct_cross_entropy(ct_tensor logits, ct_tensor target, ct_tensor weight, int reduction, int64_t ignore_index,
+                          double label_smoothing, ct_tensor *out) {
+    CT_TRY(*out = wrap(at::cross_entropy_loss(T(logits), T(target), opt(weight), reduction, ignore_index, label_smoothing)))
+}
+
+ct_error ct_set_requires_grad(ct_tensor t, int flag) { CT_TRY(T(t).set_requires_grad(flag != 0)) }
+int ct_requires_grad(ct_tensor t) { return t->t.requires_grad() ? 1 : 0; }
+ct_error ct_grad(ct_tensor t, ct_tensor *out) {
+    CT_TRY(const auto &g = T(t).grad(); *out = g.defined() ? wrap(g) : nullptr)
+}
+ct_error ct_zero_grad(ct_tensor t) { CT_TRY(T(t).mutable_grad().reset()) }
+ct_error ct_backward(ct_tensor t, ct_tensor gradient, int retain_graph) {
+    CT_TRY(T(t).backward(gradient ? T(gradient) : at::Tensor(), retain_graph != 0))
+}
+int ct_set_grad_enabled(int enabled) {
+    bool prev = at::GradMode::is_enabled();
+    at::GradMode::set_enabled(enabled != 0);
+    return prev ? 1 : 0;
+}
+int ct_is_grad_enabled(void) { return at::GradMode::is_enabled() ? 1 : 0; }
+
+// In-place updates are parameter/buffer maintenance, never part of a graph.
+#define CT_INPLACE(body) CT_TRY(at::NoGradGuard guard; body)
+ct_error ct_add_(ct_tensor a, ct_tensor b, double alpha) { CT_INPLACE(T(a).add_(T(b), alpha)) }
+ct_error ct_mul_scalar_(ct_tensor a, double s) { CT_INPLACE(T(a).mul_(s)) }
+ct_error ct_add_scalar_(ct_tensor a, double s) {
+    // Integer tensors (counters such as num_batches_tracked) need an integer scalar.
+    CT_INPLACE(auto &t = T(a);
+               if (at::isIntegralType(t.scalar_type(), true)) t.add_(static_cast<int64_t>(s)); else t.add_(s))
+}
+ct_error ct_addcmul_(ct_tensor a, ct_tensor t1, ct_tensor t2, double v) { CT_INPLACE(T(a).addcmul_(T(t1), T(t2), v)) }
+ct_error ct_addcdiv_(ct_tensor a, ct_tensor t1, ct_tensor t2, double v) { CT_INPLACE(T(a).addcdiv_(T(t1), T(t2), v)) }
+ct_error ct_copy_(ct_tensor dst, ct_tensor src) { CT_INPLACE(T(dst).copy_(T(src))) }
+ct_error ct_fill_(ct_tensor a, double value) { CT_INPLACE(T(a).fill_(value)) }
+ct_error ct_lerp_(ct_tensor a, ct_tensor end, double w) { CT_INPLACE(T(a).lerp_(T(end), w)) }
+
+ct_error ct_manual_seed(uint64_t seed) { CT_TRY(at::manual_seed(seed)) }
+ct_error ct_rng_state(ct_tensor *out) { CT_TRY(at::Generator gen = at::detail::getDefaultCPUGenerator(); std::lock_guard<std::mutex> lock(gen.mutex()); *out = wrap(gen.get_state())) }
+ct_error ct_set_rng_state(ct_tensor state) { CT_TRY(at::Generator gen = at::detail::getDefaultCPUGenerator(); std::lock_guard<std::mutex> lock(gen.mutex()); gen.set_state(T(state))) }
+void ct_set_num_threads(int n) {
+    try { at::set_num_threads(n); } catch (...) {}
+}
+int ct_get_num_threads(void) { return at::get_num_threads(); }
+int ct_cuda_is_available(void) {
+    try { return at::hasCUDA() ? 1 : 0; } catch (...) { return 0; }
+}
+int ct_cuda_device_count(void) {
+    try { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; } catch (...) { return 0; }
+}
+int ct_mkldnn_is_available(void) { return at::hasMKLDNN() ? 1 : 0; }
+int ct_set_blas_threads(int n) {
+    // Looked up at run time: OPENBLAS_NUM_THREADS is read when the library loads, before any
+    // Swift code runs, so the environment variable alone cannot be set from inside the process.
+    using setter = void (*)(int);
+    auto fn = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    if (!fn) return 0;
+    fn(n);
+    return 1;
+}
+
+}  // extern "C"

@@ -1,0 +1,1 @@
+// Datasets: the dataset contract, splits and the phantom.

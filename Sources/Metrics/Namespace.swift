@@ -1,0 +1,1 @@
+// Metrics: segmentation metrics in millimetres (see SPEC.md section 3).

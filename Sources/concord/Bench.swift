@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Segmentation
+import Torch
+
+/// `concord bench`: speed measurements quoted in BENCHMARKS.md.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure Concord's speed (results go in BENCHMARKS.md).",
+        subcommands: [TrainStep.self]
+    )
+
+    struct TrainStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train-step",
+            abstract: "Time one training step (forward, Dice+CE loss, backward, Adam) of a 3D U-Net."
+        )
+
+        @Option(help: "Cubic patch size.") var size = 64
+        @Option(help: "Batch size.") var batch = 2
+        @Option(help: "Input channels.") var channels = 2
+        @Option(help: "Output classes.") var classes = 4
+        @Option(help: "Stage widths, comma separated.") var widths = "16,32,64,128,256"
+        @Option(help: "Timed steps (after warm-up).") var steps = 5
+        @Option(help: "Warm-up steps.") var warmup = 2
+        @Option(help: "Device: cpu, cuda, auto.") var device = "cpu"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            guard let dev = Device(parsing: device) else { throw ValidationError("unknown device \(device)") }
+            let w = widths.split(separator: ",").compactMap { Int($0) }
+            try Runtime.manualSeed(0)
+            let net = try UNet(inChannels: channels, numClasses: classes, config: UNetConfig(widths: w))
+            try net.to(dev)
+            let optimizer = Adam(net.trainableParameters(), learningRate: 1e-3)
+            let x = try Tensor.randn([batch, channels, size, size, size], device: dev)
+            let y = try Tensor.randint(0, classes, shape: [batch, size, size, size]).to(dev)
+            var times: [Double] = []
+            for i in 0..<(warmup + steps) {
+                let start = DispatchTime.now()
+                try optimizer.zeroGrad()
+                let logits = try net(x)
+                let loss = try F.crossEntropy(logits, target: y)
+                try loss.backward()
+                try optimizer.step()
+                _ = try loss.item()  // synchronises with the device
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                if i >= warmup { times.append(seconds) }
+            }
+            times.sort()
+            let median = times[times.count / 2]
+            let summary = "train step, U-Net \(w), batch \(batch)x\(channels)x\(size)^3, \(Runtime.threads) threads, \(dev): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))) over \(steps) steps; \(net.parameterCount) parameters; libtorch \(Runtime.libtorchVersion)"
+            if json {
+                let object: [String: Any] = ["median_s": median, "min_s": times.first!, "max_s": times.last!, "threads": Runtime.threads,
+                                             "size": size, "batch": batch, "channels": channels, "device": dev.description]
+                print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
+            } else {
+                print(summary)
+            }
+        }
+    }
+}

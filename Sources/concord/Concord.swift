@@ -1,0 +1,14 @@
+import ArgumentParser
+import Torch
+
+/// The `concord` command: one subcommand per task a user runs.
+struct Concord: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "concord",
+        abstract: "Semi-supervised multimodal 3D medical image segmentation (CMC, Semi-CML) on libtorch.",
+        version: "concord \(version) (libtorch \(Runtime.libtorchVersion))",
+        subcommands: [Demo.self, Bench.self]
+    )
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+import Torch
+
+Runtime.configureDefaultThreads()
+Concord.main()
