@@ -1,0 +1,93 @@
+import Torch
+
+/// Loss weights and schedule of CMC (SPEC 1.1).
+public struct CMCLossConfig: Codable, Sendable {
+    public var lambdaCSC: Double = 0.1
+    public var lambdaCAC: Double = 0.1
+    public var temperatureCSC: Double = 0.5
+    public var temperatureCAC: Double = 0.5
+    /// Pooled grid of the channel embeddings (per axis).
+    public var cscGrid: Int = 4
+    /// Pooling of region maps before CAC (per axis), for misaligned modalities.
+    public var cacPool: Int = 2
+    /// w(t) = exp(-5 (1 - t)^2) with t = (progress - rampStart) / (rampEnd - rampStart), as fractions of training.
+    public var rampStart: Double = 0
+    public var rampEnd: Double = 1
+    /// Apply L_CSC to the labelled batch too (SPEC: labelled and unlabelled).
+    public var cscOnLabeled: Bool = true
+    public init() {}
+}
+
+/// CMC (Zhou et al., MICCAI 2024): L = L_sup + w(t) (lambda_csc L_CSC + lambda_cac L_CAC).
+///
+/// Unlike the public reference code, both unlabelled terms are computed with gradients (they
+/// train the encoders and decoders; a test checks it), the channel loss works on pooled
+/// embeddings (memory independent of the patch size), and each modality has its own encoder.
+/// Labelled and unlabelled samples go through the network in one forward pass.
+public final class CMCMethod: SegmentationMethod {
+    public let name = "cmc"
+    public let network: CMCNetwork
+    public let modalityNames: [String]
+    public let config: CMCLossConfig
+    public var supervised = DiceCELoss()
+    public let csc: ChannelSemanticConsistencyLoss
+    public let cac: ContrastiveAnatomicalConsistencyLoss
+
+    public init(network: CMCNetwork, modalityNames: [String], config: CMCLossConfig = CMCLossConfig()) {
+        self.network = network
+        self.modalityNames = modalityNames
+        self.config = config
+        csc = ChannelSemanticConsistencyLoss(temperature: config.temperatureCSC, grid: config.cscGrid)
+        cac = ContrastiveAnatomicalConsistencyLoss(temperature: config.temperatureCAC, pool: config.cacPool)
+    }
+
+    public var model: Module { network }
+    public var trainableParameters: [Parameter] { network.trainableParameters() }
+    public var outputNames: [String] { modalityNames + ["mean"] }
+
+    public func rampWeight(_ progress: TrainingProgress) -> Double {
+        let span = Swift.max(config.rampEnd - config.rampStart, 1e-9)
+        let t = (progress.fraction - config.rampStart) / span
+        if t < 0 { return 0 }
+        let clamped = Swift.min(t, 1)
+        return Foundation.exp(-5 * (1 - clamped) * (1 - clamped))
+    }
+
+    public func losses(_ batch: TrainingBatch, progress: TrainingProgress) throws -> LossTerms {
+        let m = batch.modalities
+        let nl = batch.labeledImages[0].size(0)
+        let inputs: [Tensor?] = try (0..<m).map { i in
+            batch.hasUnlabeled ? try Tensor.cat([batch.labeledImages[i], batch.unlabeledImages[i]], dim: 0) : batch.labeledImages[i]
+        }
+        let out = try network(inputs)
+        let logits = out.logits.map { $0! }, bottlenecks = out.bottlenecks.map { $0! }
+        let sup = try mean(of: (0..<m).map { i in
+            try supervised(logits: logits[i].narrow(dim: 0, start: 0, length: nl), target: batch.labels[i])
+        })
+        let w = rampWeight(progress)
+        var terms: [(name: String, value: Tensor)] = [("sup", sup)]
+        var parts: [(Tensor, Double)] = [(sup, 1)]
+        let total0 = logits[0].size(0)
+        // CSC on labelled + unlabelled (or unlabelled only) bottlenecks.
+        let cscStart = config.cscOnLabeled ? 0 : nl
+        if total0 > cscStart {
+            let features = try bottlenecks.map { try $0.narrow(dim: 0, start: cscStart, length: total0 - cscStart) }
+            let l = try csc(features)
+            terms.append(("csc", l)); parts.append((l, w * config.lambdaCSC))
+        }
+        if batch.hasUnlabeled {
+            let unlabeled = try logits.map { try $0.narrow(dim: 0, start: nl, length: total0 - nl) }
+            let l = try cac(unlabeled)
+            terms.append(("cac", l)); parts.append((l, w * config.lambdaCAC))
+        }
+        return LossTerms(terms: terms, total: try weightedTotal(parts))
+    }
+
+    public func predict(_ images: [Tensor?]) throws -> [Tensor?] {
+        let out = try network(images)
+        let probabilities = try out.logits.map { try $0.map { try F.softmax($0, dim: 1) } }
+        return probabilities + [try mean(of: probabilities.compactMap { $0 })]
+    }
+}
+
+import Foundation

@@ -1,0 +1,86 @@
+import Torch
+
+/// Settings of the mean-teacher baseline (SPEC 1.3).
+public struct MeanTeacherConfig: Codable, Sendable {
+    public var emaDecay: Double = 0.99
+    public var consistencyWeight: Double = 0.1
+    /// Ramp-up length as a fraction of training (sigmoid ramp).
+    public var rampUpFraction: Double = 0.4
+    /// Standard deviation of the Gaussian noise on student and teacher inputs (clipped at 2 sigma).
+    public var inputNoise: Double = 0.1
+    public init() {}
+}
+
+/// Mean teacher (Tarvainen & Valpola): an EMA teacher of the student; on every sample (labelled
+/// and unlabelled) the student's softmax under input noise is pulled towards the teacher's
+/// (MSE), with a sigmoid ramp-up. The teacher gets no gradients; it is updated only by EMA with
+/// decay min(1 - 1/(step+1), 0.99). The teacher is the model used for prediction.
+public final class MeanTeacherMethod: SegmentationMethod {
+    public let name = "mean-teacher"
+    public let pair: StudentTeacher
+    public let inputModalities: [Int]
+    public let modalityNames: [String]
+    public let config: MeanTeacherConfig
+    public var supervised = DiceCELoss()
+    let consistency = SoftmaxMSELoss()
+    let ema: ExponentialMovingAverage
+
+    /// The saved model: student and teacher (`student.encoder...`, `teacher.encoder...`).
+    public final class StudentTeacher: Module {
+        public let student: UNet
+        public let teacher: UNet
+        init(student: UNet, teacher: UNet) { self.student = student; self.teacher = teacher; super.init() }
+    }
+
+    public init(inputModalities: [Int], modalityNames: [String], numClasses: Int, unet: UNetConfig = UNetConfig(),
+                config: MeanTeacherConfig = MeanTeacherConfig()) throws {
+        self.inputModalities = inputModalities
+        self.modalityNames = modalityNames
+        self.config = config
+        let student = try UNet(inChannels: inputModalities.count, numClasses: numClasses, config: unet)
+        let teacher = try UNet(inChannels: inputModalities.count, numClasses: numClasses, config: unet)
+        try teacher.loadStateDict(Dictionary(try student.stateDict(), uniquingKeysWith: { a, _ in a }))
+        for p in teacher.parameters() { p.isFrozen = true }
+        pair = StudentTeacher(student: student, teacher: teacher)
+        ema = ExponentialMovingAverage(decay: config.emaDecay)
+    }
+
+    public var model: Module { pair }
+    public var trainableParameters: [Parameter] { pair.student.trainableParameters() }
+    public var outputNames: [String] { ["teacher(" + inputModalities.map { modalityNames[$0] }.joined(separator: "+") + ")"] }
+
+    func input(_ images: [Tensor?]) throws -> Tensor {
+        let parts = try inputModalities.map { m -> Tensor in
+            guard m < images.count, let x = images[m] else { throw TorchError("mean teacher needs modality \(modalityNames[m])") }
+            return x
+        }
+        return parts.count == 1 ? parts[0] : try Tensor.cat(parts, dim: 1)
+    }
+
+    func noisy(_ x: Tensor) throws -> Tensor {
+        guard config.inputNoise > 0 else { return x }
+        let noise = try (Tensor.randn(x.shape, dtype: x.dtype, device: x.device) * config.inputNoise)
+            .clamp(min: -2 * config.inputNoise, max: 2 * config.inputNoise)
+        return try x + noise
+    }
+
+    public func losses(_ batch: TrainingBatch, progress: TrainingProgress) throws -> LossTerms {
+        let labeled = try input(batch.labeledImages)
+        let all = batch.hasUnlabeled ? try Tensor.cat([labeled, input(batch.unlabeledImages)], dim: 0) : labeled
+        let studentLogits = try pair.student(noisy(all))
+        let nl = labeled.size(0)
+        let sup = try supervised(logits: studentLogits.narrow(dim: 0, start: 0, length: nl), target: batch.labels[inputModalities[0]])
+        let teacherLogits = try withNoGrad { try pair.teacher(noisy(all)) }
+        let cons = try consistency(studentLogits, teacherLogits)
+        let w = config.consistencyWeight * RampUp.sigmoid(step: progress.step, length: Int(config.rampUpFraction * Double(progress.totalSteps)))
+        return LossTerms(terms: [("sup", sup), ("consistency", cons)], total: try weightedTotal([(sup, 1), (cons, w)]))
+    }
+
+    public func afterOptimizerStep(progress: TrainingProgress) throws {
+        try ema.update(teacher: pair.teacher, student: pair.student, step: progress.step)
+    }
+
+    public func predict(_ images: [Tensor?]) throws -> [Tensor?] {
+        [try F.softmax(pair.teacher(input(images)), dim: 1)]
+    }
+}
