@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Voxel conversion kernels: raw file datatypes <-> Float, with byte swapping and scl_slope/scl_inter.
 // Tight loops over unsafe buffers, no allocation; each generic kernel is specialised per type.
@@ -82,12 +85,19 @@ enum NIfTIConvert {
         guard let range = type.integerRange else { return nil }
         let lo = range.lowerBound, hi = range.upperBound
         @inline(__always) func fits(_ v: Float) -> Bool {
-            let r = Double(v.rounded(.toNearestOrEven))  // Double: exact comparison with 2^32 - 1
-            return r >= lo && r <= hi                    // false for NaN
+            let r = roundEven(v)
+            return r >= lo && r <= hi  // false for NaN; Double compares exactly with 2^32 - 1
         }
-        var bad = false
-        for v in src { bad = bad || !fits(v) }
-        return bad ? src.firstIndex { !fits($0) } : nil
+        var bad: UInt8 = 0
+        for v in src { bad |= fits(v) ? 0 : 1 }
+        return bad != 0 ? src.firstIndex { !fits($0) } : nil
+    }
+
+    /// `v` rounded to the nearest integer, ties to even (numpy's rint), as a Double: adding and
+    /// subtracting 1.5 * 2^52 rounds in the FPU's default mode; exact for |v| < 2^51 (every Float
+    /// in an integer datatype's range), and values beyond that are far outside every range anyway.
+    @inline(__always) static func roundEven(_ v: Float) -> Double {
+        (Double(v) + 0x1.8p52) - 0x1.8p52
     }
 
     /// Converts Float voxels to little-endian `type` at `dst` (rounding integers to nearest, ties
@@ -112,7 +122,7 @@ enum NIfTIConvert {
     @inline(__always)
     private static func store<T: FixedWidthInteger>(_: T.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, _ n: Int) {
         let d = dst.assumingMemoryBound(to: T.self)
-        for i in 0..<n { d[i] = T(src[i].rounded(.toNearestOrEven)).littleEndian }
+        for i in 0..<n { d[i] = T(truncatingIfNeeded: Int64(roundEven(src[i]))).littleEndian }
     }
 
     /// Whether any value is NaN or infinite (exponent bits all set).
@@ -127,5 +137,18 @@ enum NIfTIConvert {
             i = end
         }
         return false
+    }
+
+    /// Asks Linux for transparent huge pages on a fresh large buffer before it is first written
+    /// (as numpy does for big arrays): faulting in 2 MiB pages instead of 4 KiB ones makes filling
+    /// a new 32 MiB volume several times faster. No-op elsewhere and below 4 MiB.
+    static func adviseHugePages(_ p: UnsafeMutableRawPointer, byteCount: Int) {
+        #if os(Linux)
+        guard byteCount >= 4 << 20 else { return }
+        let huge: UInt = 2 << 20
+        let start = (UInt(bitPattern: p) + huge - 1) & ~(huge - 1)
+        let end = (UInt(bitPattern: p) + UInt(byteCount)) & ~(huge - 1)
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_HUGEPAGE) }
+        #endif
     }
 }

@@ -66,8 +66,18 @@ public struct NIfTIHeader: Sendable, Equatable {
     /// (nx, ny, nz), with 1 for the axes a 1D/2D image lacks.
     public var spatialShape: [Int] { (1...3).map { $0 <= ndim ? dim[$0] : 1 } }
 
-    /// Number of 3D frames: the product of dim[4...ndim] (1 for a 3D image).
-    public var frameCount: Int { ndim > 3 ? dim[4...ndim].reduce(1, *) : 1 }
+    /// Number of 3D frames: the product of dim[4...ndim] (1 for a 3D image; Int.max if it overflows,
+    /// which `NIfTI.read` refuses).
+    public var frameCount: Int {
+        guard ndim > 3 else { return 1 }
+        var n = 1
+        for d in dim[4...min(7, ndim)] {
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            if o { return Int.max }
+            n = p
+        }
+        return n
+    }
 
     /// Voxel size along i, j, k: |pixdim[1...3]|.
     public var spacing: [Double] { (1...3).map { abs(pixdim[$0]) } }

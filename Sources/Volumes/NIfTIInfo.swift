@@ -30,7 +30,7 @@ public struct VolumeInfo: Codable, Equatable, Sendable {
 
 extension Affine {
     /// The 4 rows of 4.
-    public var rows: [[Double]] { (0..<4).map { Array(m[$0 * 4..<$0 * 4 + 4]) } }
+    public var matrixRows: [[Double]] { (0..<4).map { Array(m[$0 * 4..<$0 * 4 + 4]) } }
 }
 
 extension NIfTIImage {
@@ -48,7 +48,7 @@ extension NIfTIImage {
             }
         }
         let any = count > 0
-        return VolumeInfo(shape: header.shape, spacing: volume.spacing, affine: volume.affine.rows,
+        return VolumeInfo(shape: header.shape, spacing: volume.spacing, affine: volume.affine.matrixRows,
                           datatype: header.datatype.name,
                           min: any ? Double(lo) : 0, max: any ? Double(hi) : 0, mean: any ? sum / Double(count) : 0)
     }

@@ -106,6 +106,9 @@ public enum NIfTI {
         if let left = data.remaining, left < sizes.rawBytes {
             throw NIfTIError(data.url, "data", "truncated: \(what); the file holds only \(left) bytes after the offset")
         }
+        if data.remaining == nil, let bound = data.remainingBound, bound < sizes.rawBytes {
+            throw NIfTIError(data.url, "data", "truncated: \(what); the rest of this gzip file can inflate to at most \(bound) bytes")
+        }
         let perFrame = sizes.voxelsPerFrame
         let first = try decode(data, h, count: perFrame, what: what)
         let later = h.frameCount > 1 ? try decode(data, h, count: perFrame * (h.frameCount - 1), what: what) : []
@@ -164,6 +167,7 @@ public enum NIfTI {
         let type = h.datatype
         return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             let out = buffer.baseAddress!
+            NIfTIConvert.adviseHugePages(UnsafeMutableRawPointer(out), byteCount: count * 4)
             if type == .float32 {
                 // inflate/read straight into the result, then swap/scale in place
                 try src.readFully(into: out, count: count * 4, what: what())

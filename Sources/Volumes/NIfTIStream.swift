@@ -10,20 +10,21 @@ import Darwin
 // writer (plain file or gzip), on POSIX file descriptors and zlib. Buffers are reused; the reader
 // inflates straight into the caller's memory.
 
-func errnoText() -> String { String(cString: strerror(errno)) }
-
-// POSIX calls under names that methods called read/write/close/open do not shadow.
-#if canImport(Glibc)
-@inline(__always) func posixRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Glibc.read(fd, p, n) }
-@inline(__always) func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, p, n) }
-@inline(__always) func posixClose(_ fd: Int32) -> Int32 { Glibc.close(fd) }
-@inline(__always) func posixOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { Glibc.open(path, flags, mode) }
-#else
-@inline(__always) func posixRead(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
-@inline(__always) func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
-@inline(__always) func posixClose(_ fd: Int32) -> Int32 { Darwin.close(fd) }
-@inline(__always) func posixOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { Darwin.open(path, flags, mode) }
-#endif
+/// POSIX calls, namespaced (and reachable from methods that are themselves called read/write/close).
+enum NIfTISys {
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+    #if canImport(Glibc)
+    static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Glibc.read(fd, p, n) }
+    static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, p, n) }
+    static func close(_ fd: Int32) -> Int32 { Glibc.close(fd) }
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { Glibc.open(path, flags, mode) }
+    #else
+    static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) -> Int { Darwin.read(fd, p, n) }
+    static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
+    static func close(_ fd: Int32) -> Int32 { Darwin.close(fd) }
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { Darwin.open(path, flags, mode) }
+    #endif
+}
 
 /// A sequential source of bytes: a plain file or the decompressed content of a gzip file.
 protocol NIfTIByteSource: AnyObject {
@@ -33,6 +34,9 @@ protocol NIfTIByteSource: AnyObject {
     func read(into p: UnsafeMutableRawPointer, count: Int) throws -> Int
     /// Bytes left in a plain file (nil for gzip, where it is unknown until inflated).
     var remaining: Int? { get }
+    /// For gzip: an upper bound of the bytes the rest of the file can inflate to (deflate cannot
+    /// compress better than 1032:1), so absurd headers are refused before allocating.
+    var remainingBound: Int? { get }
     /// Skips `n` bytes; returns how many were skipped (fewer only at the end).
     func skip(_ n: Int) throws -> Int
     /// Called once all the data has been read: a gzip source inflates what is left of the stream
@@ -54,12 +58,12 @@ extension NIfTIByteSource {
 enum NIfTIStreams {
     /// Opens `url` for reading, as gzip when it starts with the gzip magic bytes 1f 8b.
     static func open(_ url: URL, inputChunk: Int = 1 << 18) throws -> NIfTIByteSource {
-        let fd = posixOpen(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw NIfTIError(url, "file", "cannot open: \(errnoText())") }
+        let fd = NIfTISys.open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw NIfTIError(url, "file", "cannot open: \(NIfTISys.errnoText())") }
         var magic = [UInt8](repeating: 0, count: 2)
         let n = magic.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 2, 0) }
         if n == 2 && magic == [0x1f, 0x8b] {
-            do { return try GzipSource(fd: fd, url: url, chunk: inputChunk) } catch { _ = posixClose(fd); throw error }
+            do { return try GzipSource(fd: fd, url: url, chunk: inputChunk) } catch { _ = NIfTISys.close(fd); throw error }
         }
         return RawFileSource(fd: fd, url: url)
     }
@@ -82,14 +86,15 @@ final class RawFileSource: NIfTIByteSource {
     deinit { close() }
 
     var remaining: Int? { max(0, size - position) }
+    var remainingBound: Int? { remaining }
 
     func read(into p: UnsafeMutableRawPointer, count: Int) throws -> Int {
         var done = 0
         while done < count {
-            let n = posixRead(fd, p + done, min(count - done, 1 << 30))
+            let n = NIfTISys.read(fd, p + done, min(count - done, 1 << 30))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NIfTIError(url, "file", "read failed: \(errnoText())")
+                throw NIfTIError(url, "file", "read failed: \(NIfTISys.errnoText())")
             }
             if n == 0 { break }
             done += n
@@ -100,7 +105,7 @@ final class RawFileSource: NIfTIByteSource {
 
     func skip(_ n: Int) throws -> Int {
         let k = min(n, max(0, size - position))
-        if lseek(fd, off_t(position + k), SEEK_SET) < 0 { throw NIfTIError(url, "file", "seek failed: \(errnoText())") }
+        if lseek(fd, off_t(position + k), SEEK_SET) < 0 { throw NIfTIError(url, "file", "seek failed: \(NIfTISys.errnoText())") }
         position += k
         return k
     }
@@ -108,7 +113,7 @@ final class RawFileSource: NIfTIByteSource {
     func finish() throws {}
 
     func close() {
-        if fd >= 0 { _ = posixClose(fd); fd = -1 }
+        if fd >= 0 { _ = NIfTISys.close(fd); fd = -1 }
     }
 }
 
@@ -123,11 +128,14 @@ final class GzipSource: NIfTIByteSource {
     private var inputEOF = false
     private var memberEnded = false
     private var compressedOffset = 0
+    private let compressedSize: Int
 
     init(fd: Int32, url: URL, chunk: Int) throws {
         self.fd = fd
         self.url = url
         inputCapacity = max(4096, chunk)
+        var st = stat()
+        compressedSize = fstat(fd, &st) == 0 ? Int(st.st_size) : Int.max
         input = UnsafeMutableRawPointer.allocate(byteCount: inputCapacity, alignment: 16)
         stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
@@ -149,8 +157,13 @@ final class GzipSource: NIfTIByteSource {
 
     var remaining: Int? { nil }
 
+    var remainingBound: Int? {
+        guard compressedSize < Int.max / 2048 else { return nil }
+        return (compressedSize - compressedOffset + Int(stream.pointee.avail_in)) * 1032 + (1 << 16)
+    }
+
     func close() {
-        if fd >= 0 { _ = posixClose(fd); fd = -1 }
+        if fd >= 0 { _ = NIfTISys.close(fd); fd = -1 }
     }
 
     /// Refills the input buffer when empty; false at the end of the file.
@@ -158,10 +171,10 @@ final class GzipSource: NIfTIByteSource {
         if stream.pointee.avail_in > 0 { return true }
         if inputEOF || fd < 0 { return false }
         while true {
-            let n = posixRead(fd, input, inputCapacity)
+            let n = NIfTISys.read(fd, input, inputCapacity)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NIfTIError(url, "file", "read failed: \(errnoText())")
+                throw NIfTIError(url, "file", "read failed: \(NIfTISys.errnoText())")
             }
             if n == 0 { inputEOF = true; return false }
             stream.pointee.next_in = input.assumingMemoryBound(to: Bytef.self)
@@ -189,12 +202,20 @@ final class GzipSource: NIfTIByteSource {
                 guard try refill() else { break }
             }
             let want = min(count - produced, Int(UInt32.max))
+            let inBefore = stream.pointee.avail_in
             stream.pointee.next_out = (p + produced).assumingMemoryBound(to: Bytef.self)
             stream.pointee.avail_out = uInt(want)
             let rc = inflate(stream, Z_NO_FLUSH)
-            produced += want - Int(stream.pointee.avail_out)
+            let out = want - Int(stream.pointee.avail_out)
+            produced += out
             switch rc {
-            case Z_OK, Z_BUF_ERROR:
+            case Z_OK:
+                continue
+            case Z_BUF_ERROR:
+                // no progress although input and output space were available: should not happen
+                if out == 0 && stream.pointee.avail_in == inBefore && inBefore > 0 {
+                    throw NIfTIError(url, "gzip", "inflate made no progress near compressed byte \(compressedOffset)")
+                }
                 continue
             case Z_STREAM_END:
                 memberEnded = true
@@ -262,10 +283,10 @@ final class RawFileSink: NIfTIByteSink {
     func write(_ p: UnsafeRawPointer, count: Int) throws {
         var done = 0
         while done < count {
-            let n = posixWrite(fd, p + done, min(count - done, 1 << 30))
+            let n = NIfTISys.write(fd, p + done, min(count - done, 1 << 30))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NIfTIError(url, "file", "write failed: \(errnoText())")
+                throw NIfTIError(url, "file", "write failed: \(NIfTISys.errnoText())")
             }
             done += n
         }

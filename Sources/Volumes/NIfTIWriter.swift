@@ -104,24 +104,24 @@ extension NIfTI {
     static func atomicWrite(to url: URL, gzip: Bool, level: Int, _ body: (NIfTIByteSink) throws -> Void) throws {
         let dir = url.deletingLastPathComponent()
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
-        var fd = posixOpen(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        var fd = NIfTISys.open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw NIfTIError(url, "file", "cannot create a temporary file in \(dir.path): \(errnoText())")
+            throw NIfTIError(url, "file", "cannot create a temporary file in \(dir.path): \(NIfTISys.errnoText())")
         }
         var done = false
         defer {
-            if fd >= 0 { _ = posixClose(fd) }
+            if fd >= 0 { _ = NIfTISys.close(fd) }
             if !done { _ = unlink(tmp.path) }
         }
         let raw = RawFileSink(fd: fd, url: url)
         let sink: NIfTIByteSink = gzip ? try GzipSink(file: raw, level: level) : raw
         try body(sink)
         try sink.finish()
-        let rc = posixClose(fd)
+        let rc = NIfTISys.close(fd)
         fd = -1
-        guard rc == 0 else { throw NIfTIError(url, "file", "close failed: \(errnoText())") }
+        guard rc == 0 else { throw NIfTIError(url, "file", "close failed: \(NIfTISys.errnoText())") }
         guard rename(tmp.path, url.path) == 0 else {
-            throw NIfTIError(url, "file", "cannot rename the temporary file into place: \(errnoText())")
+            throw NIfTIError(url, "file", "cannot rename the temporary file into place: \(NIfTISys.errnoText())")
         }
         done = true
     }

@@ -4,7 +4,7 @@ import XCTest
 
 /// What scripts/fixtures/make_nifti_fixtures.py recorded from nibabel for one fixture.
 struct ExpectedFixture: Decodable {
-    struct Sample: Decodable { var ijk: [Int]; var t: Int; var value: Double? }
+    struct Sample: Decodable { var ijk: [Int]; var t: Int; var value: Double?; var nonfinite: String? }
     var file: String
     var shape: [Int]
     var frames: Int
@@ -70,7 +70,7 @@ func assertAffine(_ a: Affine, _ rows: [[Double]], accuracy: Double = 1e-5, _ me
 
 func assertAffine(_ a: Affine, _ b: Affine, accuracy: Double = 1e-5, _ message: String = "",
                   file: StaticString = #filePath, line: UInt = #line) {
-    assertAffine(a, b.rows, accuracy: accuracy, message, file: file, line: line)
+    assertAffine(a, b.matrixRows, accuracy: accuracy, message, file: file, line: line)
 }
 
 /// Asserts that `body` throws a NIfTIError whose description names the file and contains every

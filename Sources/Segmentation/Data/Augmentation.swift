@@ -1,0 +1,109 @@
+import Foundation
+import Torch
+
+/// Seeded data augmentation on patches (C, D, H, W) and their labels (D, H, W). Spatial transforms
+/// are shared by all channels and the label; intensity transforms are drawn per channel.
+public struct Augmentation: Codable, Sendable {
+    public var flipProbability: Double = 0.5
+    /// Probability of a random rotation/scaling (trilinear for images, nearest for labels).
+    public var affineProbability: Double = 0.2
+    public var maxRotationDegrees: Double = 15
+    public var scaleRange: [Double] = [0.85, 1.15]
+    public var intensityScale: Double = 0.1
+    public var intensityShift: Double = 0.1
+    public var noiseProbability: Double = 0.15
+    public var noiseStd: Double = 0.1
+    public var gammaProbability: Double = 0.15
+    public var gammaRange: [Double] = [0.7, 1.5]
+
+    public init() {}
+
+    public static let none: Augmentation = {
+        var a = Augmentation()
+        a.flipProbability = 0; a.affineProbability = 0; a.intensityScale = 0; a.intensityShift = 0
+        a.noiseProbability = 0; a.gammaProbability = 0
+        return a
+    }()
+
+    /// Augments one sample. Every random draw comes from `rng` (never libtorch's global generator),
+    /// so batches can be built on a background thread deterministically.
+    public func callAsFunction(image: Tensor, label: Tensor?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+        var x = image, y = label
+        let spatial = x.rank - 1
+        for d in 0..<spatial where rng.uniform() < flipProbability {
+            x = try x.flip([1 + d])
+            y = try y?.flip([d])
+        }
+        if spatial == 3 && rng.uniform() < affineProbability {
+            (x, y) = try randomAffine(x, y, rng: &rng)
+        }
+        let channels = x.size(0)
+        var scales: [Float] = [], shifts: [Float] = []
+        for _ in 0..<channels {
+            scales.append(Float(1 + intensityScale * (2 * rng.uniform() - 1)))
+            shifts.append(Float(intensityShift * (2 * rng.uniform() - 1)))
+        }
+        let view = [channels] + Array(repeating: 1, count: spatial)
+        if intensityScale > 0 || intensityShift > 0 {
+            x = try x * Tensor(scales, shape: view) + Tensor(shifts, shape: view)
+        }
+        if rng.uniform() < gammaProbability {
+            // Gamma on the [0, 1]-rescaled intensities, mapped back to the original range.
+            let gamma = gammaRange[0] + (gammaRange[1] - gammaRange[0]) * rng.uniform()
+            let lo = try x.min(), hi = try x.max()
+            let range = try hi - lo + 1e-6
+            x = try ((x - lo) / range).pow(gamma) * range + lo
+        }
+        if rng.uniform() < noiseProbability {
+            x = try x + gaussianNoise(shape: x.shape, std: noiseStd * rng.uniform(), rng: &rng)
+        }
+        return (x, y)
+    }
+
+    func randomAffine(_ x: Tensor, _ y: Tensor?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+        let r = maxRotationDegrees * Double.pi / 180
+        let angles = (0..<3).map { _ in r * (2 * rng.uniform() - 1) }
+        let s = scaleRange[0] + (scaleRange[1] - scaleRange[0]) * rng.uniform()
+        let m = rotationMatrix(angles).map { $0 / s }
+        var rows: [Float] = []
+        for r in 0..<3 { rows += [Float(m[3 * r]), Float(m[3 * r + 1]), Float(m[3 * r + 2]), 0] }
+        let theta = try Tensor(rows, shape: [1, 3, 4])
+        let size = [1, x.size(0)] + Array(x.shape.dropFirst())
+        let grid = try F.affineGrid(theta: theta, size: size, alignCorners: false)
+        let xr = try F.gridSample(x.unsqueeze(dim: 0), grid: grid, padding: .border).squeeze(dim: 0)
+        let yr = try y.map {
+            try F.gridSample($0.unsqueeze(dim: 0).unsqueeze(dim: 0).to(.float32), grid: grid, mode: .nearest)
+                .squeeze(dim: 0).squeeze(dim: 0).to(.int64)
+        }
+        return (xr, yr)
+    }
+}
+
+/// Row-major 3x3 rotation R = Rz Ry Rx for angles (x, y, z) in radians.
+public func rotationMatrix(_ a: [Double]) -> [Double] {
+    let cx = cos(a[0]), sx = sin(a[0]), cy = cos(a[1]), sy = sin(a[1]), cz = cos(a[2]), sz = sin(a[2])
+    let rx: [Double] = [1, 0, 0, 0, cx, -sx, 0, sx, cx]
+    let ry: [Double] = [cy, 0, sy, 0, 1, 0, -sy, 0, cy]
+    let rz: [Double] = [cz, -sz, 0, sz, cz, 0, 0, 0, 1]
+    func mul(_ p: [Double], _ q: [Double]) -> [Double] {
+        var out = [Double](repeating: 0, count: 9)
+        for r in 0..<3 { for c in 0..<3 { for k in 0..<3 { out[r * 3 + c] += p[r * 3 + k] * q[k * 3 + c] } } }
+        return out
+    }
+    return mul(rz, mul(ry, rx))
+}
+
+/// Gaussian noise from a SplitMix64 stream (Box-Muller), as a float32 tensor.
+public func gaussianNoise(shape: [Int], std: Double, rng: inout SplitMix64) throws -> Tensor {
+    let n = shape.reduce(1, *)
+    var values = [Float](repeating: 0, count: n)
+    var i = 0
+    while i < n {
+        let u1 = Swift.max(rng.uniform(), 1e-300), u2 = rng.uniform()
+        let r = (-2 * log(u1)).squareRoot() * std
+        values[i] = Float(r * cos(2 * Double.pi * u2))
+        if i + 1 < n { values[i + 1] = Float(r * sin(2 * Double.pi * u2)) }
+        i += 2
+    }
+    return try Tensor(values, shape: shape)
+}

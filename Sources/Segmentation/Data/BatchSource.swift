@@ -1,0 +1,133 @@
+import Foundation
+import Torch
+
+/// Builds the training batch of each iteration from prepared cases.
+///
+/// The batch of iteration i is a pure function of (seed, i): a resumed run sees exactly the
+/// batches the uninterrupted run would have seen. Paired mode crops all modalities of one case at
+/// the same place (one spatial augmentation for all channels and the label). Unpaired mode draws,
+/// for every batch element, one case per modality among the cases where that modality is present
+/// (different patients), each with its own label.
+public final class BatchSource: @unchecked Sendable {
+    public let labeled: [PreparedCase]
+    public let unlabeled: [PreparedCase]
+    public let labeledBatch: Int
+    public let unlabeledBatch: Int
+    public let paired: Bool
+    public let sampler: PatchSampler
+    public let augmentation: Augmentation
+    public let seed: UInt64
+    let foreground: [PatchSampler.ForegroundIndex]
+    public let modalities: Int
+
+    public init(labeled: [PreparedCase], unlabeled: [PreparedCase], labeledBatch: Int, unlabeledBatch: Int, paired: Bool,
+                sampler: PatchSampler, augmentation: Augmentation, seed: UInt64) throws {
+        guard let first = labeled.first else { throw TorchError("training needs at least one labelled case") }
+        modalities = first.modalities
+        self.labeled = labeled; self.unlabeled = unlabeled
+        self.labeledBatch = labeledBatch; self.unlabeledBatch = unlabeled.isEmpty ? 0 : unlabeledBatch
+        self.paired = paired; self.sampler = sampler; self.augmentation = augmentation; self.seed = seed
+        foreground = try labeled.map { try PatchSampler.ForegroundIndex(label: $0.label) }
+        if !paired {
+            for m in 0..<modalities where !labeled.contains(where: { $0.present[m] }) {
+                throw TorchError("unpaired training: no labelled case has modality \(m)")
+            }
+        }
+    }
+
+    /// The batch of iteration `iteration`.
+    public func batch(iteration: Int) throws -> TrainingBatch {
+        var rng = SplitMix64(seed: seed, stream: UInt64(iteration))
+        let (li, ll) = try part(cases: labeled, count: labeledBatch, withLabels: true, rng: &rng)
+        var ui: [Tensor] = []
+        if unlabeledBatch > 0 { ui = try part(cases: unlabeled, count: unlabeledBatch, withLabels: false, rng: &rng).0 }
+        return TrainingBatch(labeledImages: li, labels: ll, unlabeledImages: ui, paired: paired)
+    }
+
+    /// Per-modality images (B, 1, patch...) and labels (B, patch...).
+    func part(cases: [PreparedCase], count: Int, withLabels: Bool, rng: inout SplitMix64) throws -> ([Tensor], [Tensor]) {
+        var images: [[Tensor]] = Array(repeating: [], count: modalities)
+        var labels: [[Tensor]] = Array(repeating: [], count: modalities)
+        for _ in 0..<count {
+            if paired {
+                let index = Int(rng.next() % UInt64(cases.count))
+                let (x, y) = try sample(cases[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
+                for m in 0..<modalities {
+                    images[m].append(try x.narrow(dim: 0, start: m, length: 1))
+                    if let y { labels[m].append(y) }
+                }
+            } else {
+                for m in 0..<modalities {
+                    let candidates = cases.indices.filter { cases[$0].present[m] }
+                    guard !candidates.isEmpty else { throw TorchError("no case has modality \(m)") }
+                    let index = candidates[Int(rng.next() % UInt64(candidates.count))]
+                    let (x, y) = try sample(cases[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
+                    images[m].append(try x.narrow(dim: 0, start: m, length: 1))
+                    if let y { labels[m].append(y) }
+                }
+            }
+        }
+        let stackedImages = try images.map { try Tensor.stack($0, dim: 0) }
+        let stackedLabels = withLabels ? try labels.map { try Tensor.stack($0, dim: 0) } : []
+        return (stackedImages, stackedLabels)
+    }
+
+    func sample(_ c: PreparedCase, foreground: PatchSampler.ForegroundIndex?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+        let origin = sampler.origin(shape: c.spatialShape, foreground: foreground, rng: &rng)
+        let x = try sampler.crop(c.images, origin: origin)
+        let y = try c.label.map { try sampler.crop($0.unsqueeze(dim: 0), origin: origin).squeeze(dim: 0) }
+        return try augmentation(image: x, label: y, rng: &rng)
+    }
+}
+
+/// Builds batches ahead of the trainer on a background thread, at most `depth` in memory.
+public final class BatchPrefetcher: @unchecked Sendable {
+    let source: BatchSource
+    let queue = DispatchQueue(label: "concord.prefetch")
+    let lock = NSCondition()
+    var ready: [Int: Result<TrainingBatch, Error>] = [:]
+    var nextToBuild: Int
+    let end: Int
+    let depth: Int
+    var stopped = false
+
+    public init(source: BatchSource, from start: Int, to end: Int, depth: Int = 2) {
+        self.source = source; self.nextToBuild = start; self.end = end; self.depth = depth
+        queue.async { [weak self] in self?.produce() }
+    }
+
+    func produce() {
+        while true {
+            lock.lock()
+            while !stopped && ready.count >= depth { lock.wait() }
+            if stopped || nextToBuild >= end { lock.unlock(); return }
+            let i = nextToBuild
+            nextToBuild += 1
+            lock.unlock()
+            let result = Result { try source.batch(iteration: i) }
+            lock.lock()
+            ready[i] = result
+            lock.broadcast()
+            lock.unlock()
+        }
+    }
+
+    /// The batch of `iteration` (iterations must be requested in order).
+    public func batch(iteration: Int) throws -> TrainingBatch {
+        lock.lock()
+        defer { lock.unlock() }
+        while ready[iteration] == nil {
+            if stopped { throw TorchError("prefetcher stopped") }
+            lock.wait()
+        }
+        let result = ready.removeValue(forKey: iteration)!
+        lock.broadcast()
+        return try result.get()
+    }
+
+    public func stop() {
+        lock.lock(); stopped = true; lock.broadcast(); lock.unlock()
+    }
+
+    deinit { stop() }
+}
