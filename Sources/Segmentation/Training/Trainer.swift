@@ -1,0 +1,271 @@
+import Foundation
+import Torch
+
+/// What the trainer trains on: prepared cases and their names.
+public struct TrainingData {
+    public var modalityNames: [String]
+    public var numClasses: Int
+    public var paired: Bool
+    public var labeled: [PreparedCase]
+    public var unlabeled: [PreparedCase]
+    public var validation: [PreparedCase]
+
+    public init(modalityNames: [String], numClasses: Int, paired: Bool, labeled: [PreparedCase], unlabeled: [PreparedCase],
+                validation: [PreparedCase]) {
+        self.modalityNames = modalityNames; self.numClasses = numClasses; self.paired = paired
+        self.labeled = labeled; self.unlabeled = unlabeled; self.validation = validation
+    }
+}
+
+/// Thrown when a run stopped on Ctrl-C after saving its checkpoint.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let iteration: Int
+    public var description: String { "training interrupted at iteration \(iteration); checkpoint saved, continue with --resume" }
+}
+
+/// The end of a run.
+public struct TrainingSummary {
+    public var iterations: Int
+    public var bestIteration: Int
+    public var bestDice: Double
+    public var seconds: Double
+}
+
+/// The method-agnostic training loop: batches, losses by name, optimizer, LR schedule, gradient
+/// clipping, periodic validation with the best checkpoint kept, periodic atomic checkpoints,
+/// progress with ETA, Ctrl-C handling and bit-exact resumption.
+///
+/// Determinism: the batch of iteration i is a function of (seed, i) and libtorch's generator is
+/// re-seeded from (seed, i) before every step, so a resumed run computes exactly what the
+/// uninterrupted run would have.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let data: TrainingData
+    public let run: URL
+    public let method: SegmentationMethod
+    public var optimizer: Optimizer
+    let schedule: LearningRateSchedule
+    let inference: SlidingWindowInference
+    let device: Device
+    let output: (String) -> Void
+    var bestDice = -1.0
+    var bestIteration = 0
+    var startIteration = 0
+    /// Semi-CML: per network, (dice, iteration) of the kept snapshots.
+    var cmlScores: [[CMLScore]] = []
+
+    struct CMLScore: Codable { var dice: Double; var iteration: Int }
+
+    public var checkpointDirectory: URL { run.appendingPathComponent("checkpoints") }
+    public var lastCheckpoint: URL { checkpointDirectory.appendingPathComponent("last.safetensors") }
+    public var bestCheckpoint: URL { checkpointDirectory.appendingPathComponent("best.safetensors") }
+
+    public init(config: TrainingConfig, data: TrainingData, run: URL, resume: Bool, output: @escaping (String) -> Void = { print($0) }) throws {
+        try config.validate()
+        guard let device = Device(parsing: config.device) else { throw TorchError("unknown device '\(config.device)'") }
+        if case .cuda = device, !Runtime.cudaAvailable { throw TorchError("device \(config.device) requested but this libtorch has no CUDA") }
+        guard device == .cpu else { throw TorchError("training on \(device) is not wired yet; use --device cpu") }
+        self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
+        try Runtime.manualSeed(config.seed)
+        method = try MethodFactory.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
+        optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
+        schedule = config.learningRateSchedule()
+        inference = SlidingWindowInference(patch: config.patch, overlap: config.overlap, windowBatch: config.windowBatch)
+        cmlScores = Array(repeating: [], count: data.modalityNames.count)
+        try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
+        if resume { try restore() }
+    }
+
+    static func makeOptimizer(_ config: TrainingConfig, _ parameters: [Parameter]) throws -> Optimizer {
+        switch config.optimizer {
+        case "sgd": return try SGD(parameters, learningRate: config.learningRate, momentum: config.momentum,
+                                   weightDecay: config.weightDecay, nesterov: true)
+        case "adamw": return Adam.adamW(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        default: return Adam(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        }
+    }
+
+    // MARK: checkpoints
+
+    func checkpoint(iteration: Int) throws -> Checkpoint {
+        var meta: [String: String] = [
+            "iteration": "\(iteration)", "best_dice": "\(bestDice)", "best_iteration": "\(bestIteration)", "method": method.name,
+        ]
+        var extra: [String: [(String, Tensor)]] = [:]
+        if let cml = method as? SemiCMLMethod {
+            meta["cml_scores"] = String(data: try JSONEncoder().encode(cmlScores), encoding: .utf8)
+            if let prel = cml.prel {
+                meta["prel_teacher"] = "\(prel.teacher)"; meta["prel_student"] = "\(prel.student)"
+                extra["prel_teacher"] = try prel.network.stateDict()
+            }
+        }
+        return Checkpoint(model: try method.model.stateDict(), optimizer: try optimizer.stateTensors(), extra: extra, metadata: meta)
+    }
+
+    func restore() throws {
+        guard FileManager.default.fileExists(atPath: lastCheckpoint.path) else {
+            throw TorchError("--resume: no checkpoint at \(lastCheckpoint.path)")
+        }
+        let ck = try Checkpoint.read(lastCheckpoint)
+        guard ck.metadata["method"] == method.name else {
+            throw TorchError("--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
+        }
+        try method.model.loadStateDict(ck.modelDictionary)
+        if let cml = method as? SemiCMLMethod {
+            if let text = ck.metadata["cml_scores"], let scores = try? JSONDecoder().decode([[CMLScore]].self, from: Data(text.utf8)) {
+                cmlScores = scores
+            }
+            if let t = ck.metadata["prel_teacher"].flatMap(Int.init), let s = ck.metadata["prel_student"].flatMap(Int.init),
+               let teacher = ck.extra["prel_teacher"] {
+                try cml.startPReL(teacher: t, student: s, teacherState: Dictionary(teacher, uniquingKeysWith: { a, _ in a }))
+                optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
+            }
+        }
+        try optimizer.loadState(ck.optimizerDictionary)
+        startIteration = ck.iteration
+        bestDice = Double(ck.metadata["best_dice"] ?? "") ?? -1
+        bestIteration = Int(ck.metadata["best_iteration"] ?? "") ?? 0
+        try TrainingLog.truncate(url: run.appendingPathComponent("log.jsonl"), after: startIteration)
+        output("resuming from iteration \(startIteration) (\(lastCheckpoint.path))")
+    }
+
+    // MARK: the loop
+
+    /// Trains up to `config.iterations`, or stops after `stoppingAt` iterations with a checkpoint
+    /// (as an interrupted run would; used to test resumption).
+    public func train(stoppingAt stop: Int? = nil) throws -> TrainingSummary {
+        let log = try TrainingLog(url: run.appendingPathComponent("log.jsonl"))
+        let source = try BatchSource(labeled: data.labeled, unlabeled: config.method == "supervised" ? [] : data.unlabeled,
+                                     labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
+                                     sampler: PatchSampler(patch: config.patch, foregroundFraction: config.foregroundFraction),
+                                     augmentation: config.augmentation, seed: config.seed)
+        let prefetcher = BatchPrefetcher(source: source, from: startIteration, to: config.iterations)
+        defer { prefetcher.stop() }
+        InterruptFlag.shared.install()
+        method.model.train()
+        let start = Date()
+        var windowStart = Date(), windowIterations = 0
+        var iteration = startIteration
+        if iteration == 0 { log.event(iteration: 0, "start \(config.method), \(method.model.parameterCount) parameters") }
+        while iteration < config.iterations {
+            if InterruptFlag.shared.isRaised || iteration == stop {
+                try checkpoint(iteration: iteration).write(to: lastCheckpoint)
+                log.event(iteration: iteration, "interrupted; checkpoint saved")
+                throw TrainingInterrupted(iteration: iteration)
+            }
+            try maybeStartPReL(iteration: iteration, log: log)
+            // Re-seed per iteration: dropout and noise depend only on (seed, iteration).
+            try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration))
+            let batch = try prefetcher.batch(iteration: iteration)
+            let progress = TrainingProgress(step: iteration, totalSteps: config.iterations)
+            optimizer.learningRate = schedule.rate(at: iteration)
+            try optimizer.zeroGrad()
+            let terms = try method.losses(batch, progress: progress)
+            try terms.total.backward()
+            if config.gradientClip > 0 { try clipGradNorm(optimizer.parameters, maxNorm: config.gradientClip) }
+            try optimizer.step()
+            try method.afterOptimizerStep(progress: progress)
+            iteration += 1
+            windowIterations += 1
+            if iteration % config.logInterval == 0 || iteration == config.iterations || iteration == startIteration + 1 {
+                let values = try terms.values()
+                guard values.allSatisfy({ $0.1.isFinite }) else {
+                    throw TorchError("loss became non-finite at iteration \(iteration): \(values.map { "\($0.0)=\($0.1)" }.joined(separator: " ")); lower the learning rate")
+                }
+                let elapsed = Date().timeIntervalSince(start)
+                log.train(iteration: iteration, lr: optimizer.learningRate, elapsed: elapsed, losses: values)
+                let rate = Double(windowIterations) / Swift.max(Date().timeIntervalSince(windowStart), 1e-9)
+                windowStart = Date(); windowIterations = 0
+                let eta = Double(config.iterations - iteration) / Swift.max(rate, 1e-9)
+                let text = values.map { String(format: "%@ %.4f", $0.0, $0.1) }.joined(separator: "  ")
+                output(String(format: "it %d/%d  %@  lr %.2e  %.2f it/s  ETA %@", iteration, config.iterations, text,
+                              optimizer.learningRate, rate, formatDuration(eta)))
+            }
+            if iteration % config.validationInterval == 0 || iteration == config.iterations {
+                try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(start))
+            }
+            if iteration % config.checkpointInterval == 0 || iteration == config.iterations {
+                try checkpoint(iteration: iteration).write(to: lastCheckpoint)
+            }
+        }
+        if !FileManager.default.fileExists(atPath: bestCheckpoint.path) {
+            try checkpoint(iteration: iteration).write(to: bestCheckpoint)
+        }
+        log.event(iteration: iteration, "done; best mean Dice \(bestDice) at iteration \(bestIteration)")
+        return TrainingSummary(iterations: iteration, bestIteration: bestIteration, bestDice: bestDice,
+                               seconds: Date().timeIntervalSince(start))
+    }
+
+    func validateAndKeepBest(iteration: Int, log: TrainingLog, elapsed: Double) throws {
+        guard !data.validation.isEmpty else { return }
+        let heads = try validate(method: method, cases: data.validation, inference: inference, numClasses: data.numClasses)
+        guard let final = heads.last ?? nil else { return }
+        var extra: [String: Any] = [:]
+        for (h, scores) in heads.enumerated() where h < method.outputNames.count {
+            if let scores { extra["head_\(method.outputNames[h])"] = scores.meanValue }
+        }
+        log.validation(iteration: iteration, elapsed: elapsed, meanDice: final.meanValue, classDice: final, extra: extra)
+        let perClass = final.sorted { $0.key < $1.key }.map { String(format: "%d:%.3f", $0.key, $0.value) }.joined(separator: " ")
+        output(String(format: "validation it %d: mean Dice %.4f (%@)", iteration, final.meanValue, perClass))
+        if final.meanValue > bestDice {
+            bestDice = final.meanValue
+            bestIteration = iteration
+            try checkpoint(iteration: iteration).write(to: bestCheckpoint)
+        }
+        if let cml = method as? SemiCMLMethod, cml.prel == nil {
+            try keepCMLSnapshots(heads: heads, iteration: iteration)
+        }
+    }
+
+    // MARK: Semi-CML stage 2
+
+    func cmlSnapshot(_ m: Int, _ iteration: Int) -> URL {
+        checkpointDirectory.appendingPathComponent("cml/net\(m)_it\(iteration).safetensors")
+    }
+
+    /// Keeps the best `cmlTeacherCheckpoints` snapshots of each modality network by its own
+    /// validation Dice (the PReL teacher is their average).
+    func keepCMLSnapshots(heads: [[Int: Double]?], iteration: Int) throws {
+        guard let cml = method as? SemiCMLMethod, config.cmlStage1Iterations > 0 else { return }
+        for m in 0..<data.modalityNames.count {
+            guard let scores = heads[m] else { continue }
+            var kept = cmlScores[m]
+            kept.append(CMLScore(dice: scores.meanValue, iteration: iteration))
+            kept.sort { $0.dice > $1.dice }
+            let dropped = kept.count > config.cmlTeacherCheckpoints ? Array(kept[config.cmlTeacherCheckpoints...]) : []
+            kept = Array(kept.prefix(config.cmlTeacherCheckpoints))
+            if kept.contains(where: { $0.iteration == iteration }) {
+                try cml.ensemble.networks[m].save(to: cmlSnapshot(m, iteration))
+            }
+            for d in dropped { try? FileManager.default.removeItem(at: cmlSnapshot(m, d.iteration)) }
+            cmlScores[m] = kept
+        }
+    }
+
+    func maybeStartPReL(iteration: Int, log: TrainingLog) throws {
+        guard let cml = method as? SemiCMLMethod, cml.prel == nil, config.cmlStage1Iterations > 0,
+              iteration >= config.cmlStage1Iterations else { return }
+        if cmlScores.allSatisfy({ $0.isEmpty }) {
+            try validateAndKeepBest(iteration: iteration, log: log, elapsed: 0)
+        }
+        let best = cmlScores.map { $0.first?.dice ?? -1 }
+        let teacher = best.indices.max { best[$0] < best[$1] }!
+        let student = best.indices.filter { $0 != teacher }.min { best[$0] < best[$1] }!
+        let states = try cmlScores[teacher].map { try Safetensors.read(cmlSnapshot(teacher, $0.iteration)).dictionary }
+        let averaged = states.isEmpty ? Dictionary(try cml.ensemble.networks[teacher].stateDict(), uniquingKeysWith: { a, _ in a })
+                                      : try averageStateDicts(states)
+        try cml.startPReL(teacher: teacher, student: student, teacherState: averaged)
+        optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
+        let message = "PReL: teacher \(data.modalityNames[teacher]) (best val Dice \(String(format: "%.4f", best[teacher])), \(states.count) checkpoints averaged), student \(data.modalityNames[student])"
+        log.event(iteration: iteration, message)
+        output(message)
+    }
+}
+
+public func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}

@@ -1,0 +1,118 @@
+import Foundation
+import XCTest
+@testable import Segmentation
+@testable import Torch
+
+/// A tiny synthetic two-modality case: a cube (class 1) inside a shell (class 2); modality 0 shows
+/// the cube, modality 1 the shell, both noisy.
+func syntheticCase(_ name: String, size: Int = 16, seed: UInt64, labeled: Bool = true) throws -> PreparedCase {
+    var rng = SplitMix64(seed: seed)
+    let n = size
+    var label = [Int64](repeating: 0, count: n * n * n)
+    var images = [Float](repeating: 0, count: 2 * n * n * n)
+    let c = Double(n) / 2 + Double(rng.next() % 3) - 1
+    for z in 0..<n { for y in 0..<n { for x in 0..<n {
+        let d = max(abs(Double(x) - c), abs(Double(y) - c), abs(Double(z) - c))
+        let i = (z * n + y) * n + x
+        label[i] = d < Double(n) / 6 ? 1 : (d < Double(n) / 3.5 ? 2 : 0)
+        images[i] = (label[i] == 1 ? 1 : 0) + Float(rng.uniform() - 0.5) * 0.6
+        images[n * n * n + i] = (label[i] == 2 ? 1 : 0) + Float(rng.uniform() - 0.5) * 0.6
+    } } }
+    return PreparedCase(name: name, images: try Tensor(images, shape: [2, n, n, n]),
+                        label: labeled ? try Tensor(label, shape: [n, n, n]) : nil)
+}
+
+final class TrainerTests: XCTestCase {
+    func tinyConfig(_ method: String, iterations: Int) -> TrainingConfig {
+        var config = TrainingConfig()
+        config.method = method
+        config.iterations = iterations
+        config.patch = [16, 16, 16]
+        config.unet = UNetConfig(widths: [4, 8, 16])
+        config.labeledBatch = 1
+        config.unlabeledBatch = 2
+        config.validationInterval = 3
+        config.checkpointInterval = 3
+        config.logInterval = 1
+        config.learningRate = 3e-3
+        return config
+    }
+
+    func data() throws -> TrainingData {
+        TrainingData(modalityNames: ["A", "B"], numClasses: 3, paired: true,
+                     labeled: [try syntheticCase("l0", seed: 1)],
+                     unlabeled: [try syntheticCase("u0", seed: 2, labeled: false), try syntheticCase("u1", seed: 3, labeled: false)],
+                     validation: [try syntheticCase("v0", seed: 4)])
+    }
+
+    func temporaryRun() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("concord-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    func trainLosses(_ run: URL) throws -> [Int: [String: Double]] {
+        let text = try String(contentsOf: run.appendingPathComponent("log.jsonl"), encoding: .utf8)
+        var out: [Int: [String: Double]] = [:]
+        for line in text.split(separator: "\n") {
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            if o["kind"] as? String == "train" { out[o["iteration"] as! Int] = o["losses"] as? [String: Double] }
+        }
+        return out
+    }
+
+    func testResumeContinuesBitForBit() throws {
+        for method in ["cmc", "mean-teacher"] {
+            let config = tinyConfig(method, iterations: 6)
+            let straight = try temporaryRun(), resumed = try temporaryRun()
+            defer { try? FileManager.default.removeItem(at: straight); try? FileManager.default.removeItem(at: resumed) }
+            let a = try Trainer(config: config, data: data(), run: straight, resume: false, output: { _ in })
+            _ = try a.train()
+            let b1 = try Trainer(config: config, data: data(), run: resumed, resume: false, output: { _ in })
+            XCTAssertThrowsError(try b1.train(stoppingAt: 4)) { XCTAssertTrue($0 is TrainingInterrupted) }
+            let b2 = try Trainer(config: config, data: data(), run: resumed, resume: true, output: { _ in })
+            XCTAssertEqual(b2.startIteration, 4)
+            _ = try b2.train()
+            let la = try trainLosses(straight), lb = try trainLosses(resumed)
+            XCTAssertEqual(Set(la.keys), Set(1...6), method)
+            XCTAssertEqual(Set(lb.keys), Set(1...6), method)
+            for it in 1...6 {
+                for (name, value) in la[it]! { XCTAssertEqual(lb[it]![name]!, value, accuracy: 1e-6, "\(method) it \(it) \(name)") }
+            }
+            let wa = try a.method.model.stateDict(), wb = try b2.method.model.stateDict()
+            for ((name, x), (_, y)) in zip(wa, wb) where x.dtype == .float32 {
+                XCTAssertEqual(try x.toArray(Float.self), try y.toArray(Float.self), "\(method) \(name)")
+            }
+        }
+    }
+
+    func testCheckpointsAreLoadableAndLogIsComplete() throws {
+        let run = try temporaryRun()
+        defer { try? FileManager.default.removeItem(at: run) }
+        let trainer = try Trainer(config: tinyConfig("supervised", iterations: 3), data: data(), run: run, resume: false, output: { _ in })
+        let summary = try trainer.train()
+        XCTAssertEqual(summary.iterations, 3)
+        let last = try Checkpoint.read(trainer.lastCheckpoint)
+        XCTAssertEqual(last.iteration, 3)
+        XCTAssertEqual(last.metadata["method"], "supervised")
+        XCTAssertTrue(last.model.map(\.0).contains("encoder.stages.0.conv1.conv.weight"))
+        XCTAssertFalse(last.optimizer.isEmpty)
+        XCTAssertNoThrow(try Checkpoint.read(trainer.bestCheckpoint))
+        // A partial temporary file left by a killed writer does not disturb the checkpoint.
+        let partial = trainer.checkpointDirectory.appendingPathComponent(".last.safetensors.tmp-99999-1")
+        try Data([1, 2, 3]).write(to: partial)
+        XCTAssertEqual(try Checkpoint.read(trainer.lastCheckpoint).iteration, 3)
+        XCTAssertThrowsError(try Checkpoint.read(partial))
+    }
+
+    func testUnknownConfigKeyIsAnError() throws {
+        let json = Data(#"{"method":"cmc","learning_rte":0.1}"#.utf8)
+        XCTAssertThrowsError(try JSONDecoder().decode(TrainingConfig.self, from: json)) {
+            XCTAssertTrue(String(describing: $0).contains("learning_rte"))
+        }
+        let ok = try JSONDecoder().decode(TrainingConfig.self, from: Data(#"{"method":"cml","iterations":7}"#.utf8))
+        XCTAssertEqual(ok.method, "cml")
+        XCTAssertEqual(ok.iterations, 7)
+        XCTAssertEqual(ok.learningRate, 1e-3)
+    }
+}
