@@ -7,7 +7,7 @@ import Torch
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Concord's speed (results go in BENCHMARKS.md).",
-        subcommands: [TrainStep.self]
+        subcommands: [TrainStep.self, CMCStep.self]
     )
 
     struct TrainStep: ParsableCommand {
@@ -56,6 +56,51 @@ struct Bench: ParsableCommand {
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {
                 print(summary)
+            }
+        }
+    }
+
+    /// CMC's full training step: 2 modalities, labelled + unlabelled batch, L_sup + CSC + CAC.
+    struct CMCStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cmc-step",
+            abstract: "Time one CMC training step (2 modalities, batch B labelled + B unlabelled, Dice+CE, CSC, CAC, Adam)."
+        )
+
+        @Option(help: "Cubic patch size.") var size = 64
+        @Option(help: "Labelled (and unlabelled) batch size.") var batch = 2
+        @Option(help: "Output classes.") var classes = 4
+        @Option(help: "Timed steps (after warm-up).") var steps = 5
+        @Option(help: "Warm-up steps.") var warmup = 2
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try Runtime.manualSeed(0)
+            let method = CMCMethod(network: try CMCNetwork(config: CMCConfig(modalities: 2, numClasses: classes)), modalityNames: ["a", "b"])
+            let optimizer = Adam(method.trainableParameters, learningRate: 1e-3)
+            let shape = [batch, 1, size, size, size]
+            let batchData = TrainingBatch(labeledImages: [try Tensor.randn(shape), try Tensor.randn(shape)],
+                                          labels: Array(repeating: try Tensor.randint(0, classes, shape: [batch, size, size, size]), count: 2),
+                                          unlabeledImages: [try Tensor.randn(shape), try Tensor.randn(shape)])
+            var times: [Double] = []
+            for i in 0..<(warmup + steps) {
+                let start = DispatchTime.now()
+                try optimizer.zeroGrad()
+                let terms = try method.losses(batchData, progress: TrainingProgress(step: 1, totalSteps: 1))
+                try terms.total.backward()
+                try optimizer.step()
+                _ = try terms.total.item()
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+                if i >= warmup { times.append(seconds) }
+            }
+            times.sort()
+            let median = times[times.count / 2]
+            if json {
+                let object: [String: Any] = ["model": "cmc", "median_s": median, "min_s": times.first!, "max_s": times.last!,
+                                             "threads": Runtime.threads, "size": size, "batch": batch]
+                print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
+            } else {
+                print("CMC step, 2 modalities, batch \(batch)+\(batch) x 1 x \(size)^3, \(Runtime.threads) threads: median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))); \(method.model.parameterCount) parameters")
             }
         }
     }

@@ -8,7 +8,7 @@ struct Concord: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "concord",
         abstract: "Semi-supervised multimodal 3D medical image segmentation (CMC, Semi-CML) on libtorch.",
-        version: "concord \(version) (libtorch \(Runtime.libtorchVersion))",
-        subcommands: [Demo.self, Bench.self]
+        version: "concord \(version) (libtorch \(Runtime.libtorchVersion), mkldnn \(Runtime.mkldnnAvailable ? "yes" : "no"), cuda \(Runtime.cudaAvailable ? "yes" : "no"))",
+        subcommands: [Info.self, Demo.self, Bench.self]
     )
 }
