@@ -162,6 +162,10 @@ int ct_mkldnn_is_available(void);
 /* Sets OpenBLAS's thread count through openblas_set_num_threads when the BLAS in the process is
  * OpenBLAS; returns 1 if it was, 0 otherwise (reference BLAS, MKL). */
 int ct_set_blas_threads(int n);
+/* Installs Concord's caching CPU allocator for large tensor buffers (freed activation buffers are
+ * reused instead of returned to the kernel and page-faulted back in on the next step). Call before
+ * creating tensors. Returns 1 when installed. */
+int ct_tune_allocator(void);
 
 #ifdef __cplusplus
 }

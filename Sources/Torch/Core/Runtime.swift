@@ -26,10 +26,12 @@ public enum Runtime {
     /// Concord's threading defaults, measured on Debian's libtorch + OpenBLAS: torch's intra-op
     /// threads = cores (or `CONCORD_THREADS`), OpenBLAS single-threaded (torch already runs
     /// convolutions' GEMMs in parallel; nested OpenBLAS threads oversubscribe the cores).
+    /// Large CPU tensor buffers are cached for reuse (set CONCORD_MALLOC_TUNING=0 to skip).
     /// OpenBLAS reads `OPENBLAS_NUM_THREADS` when it loads, so the count is set through its API;
     /// an explicit `OPENBLAS_NUM_THREADS` from the user is kept.
     public static func configureDefaultThreads() {
         let env = ProcessInfo.processInfo.environment
+        if env["CONCORD_MALLOC_TUNING"] != "0" { _ = ct_tune_allocator() }
         if env["OPENBLAS_NUM_THREADS"] == nil { _ = ct_set_blas_threads(1) }
         if let text = env["CONCORD_THREADS"], let n = Int(text), n > 0 {
             threads = n
