@@ -106,13 +106,20 @@ final class TrainerTests: XCTestCase {
     }
 
     func testUnknownConfigKeyIsAnError() throws {
-        let json = Data(#"{"method":"cmc","learning_rte":0.1}"#.utf8)
-        XCTAssertThrowsError(try JSONDecoder().decode(TrainingConfig.self, from: json)) {
-            XCTAssertTrue(String(describing: $0).contains("learning_rte"))
+        XCTAssertThrowsError(try TrainingConfig.overriding(["method": "cmc", "learningRte": 0.1])) {
+            XCTAssertTrue(String(describing: $0).contains("learningRte"))
         }
-        let ok = try JSONDecoder().decode(TrainingConfig.self, from: Data(#"{"method":"cml","iterations":7}"#.utf8))
+        XCTAssertThrowsError(try TrainingConfig.overriding(["cmc": ["lambdaCSX": 0.1]])) {
+            XCTAssertTrue(String(describing: $0).contains("cmc.lambdaCSX"))
+        }
+        XCTAssertThrowsError(try TrainingConfig.overriding(["iterations": "many"])) {
+            XCTAssertTrue(String(describing: $0).contains("iterations"))
+        }
+        let ok = try TrainingConfig.overriding(["method": "cml", "iterations": 7, "cmc": ["lambdaCSC": 0.3]])
         XCTAssertEqual(ok.method, "cml")
         XCTAssertEqual(ok.iterations, 7)
+        XCTAssertEqual(ok.cmc.lambdaCSC, 0.3)
+        XCTAssertEqual(ok.cmc.lambdaCAC, 0.1)
         XCTAssertEqual(ok.learningRate, 1e-3)
     }
 }

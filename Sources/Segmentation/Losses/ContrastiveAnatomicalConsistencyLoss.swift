@@ -8,18 +8,27 @@ import Torch
 /// InfoNCE over classes with temperature tau (default 0.5), both directions averaged, then the mean
 /// over samples and modality pairs. It decreases as the modalities agree class by class.
 ///
+/// Unpaired mode (modalities from different patients): voxel correspondence is meaningless, so
+/// the region maps are adaptively pooled to a coarse `grid`^3 layout first (set `grid`), which
+/// compares where each structure lies and how large it is, not its voxels.
+///
 /// With only one foreground class (binary tasks) an InfoNCE over one class is constant, so the
 /// background class is included as a second region in that case.
 public struct ContrastiveAnatomicalConsistencyLoss: Sendable {
     public var temperature: Double
     public var pool: Int
+    /// When set, region maps are adaptively pooled to this many cells per axis (unpaired mode).
+    public var grid: Int?
 
-    public init(temperature: Double = 0.5, pool: Int = 2) { self.temperature = temperature; self.pool = pool }
+    public init(temperature: Double = 0.5, pool: Int = 2, grid: Int? = nil) {
+        self.temperature = temperature; self.pool = pool; self.grid = grid
+    }
 
     /// Region maps (B, K', N) from logits (B, K, spatial...).
     public func regions(logits: Tensor) throws -> Tensor {
         var p = try F.softmax(logits, dim: 1)
-        if pool > 1 { p = try F.avgPool(p, kernel: [pool]) }
+        if let grid { p = try F.adaptiveAvgPool(p, outputSize: [grid]) }
+        else if pool > 1 { p = try F.avgPool(p, kernel: [pool]) }
         let k = p.size(1)
         let foreground = k > 2 ? try p.narrow(dim: 1, start: 1, length: k - 1) : p
         return try foreground.flatten(from: 2)

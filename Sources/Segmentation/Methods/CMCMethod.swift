@@ -1,3 +1,4 @@
+import Foundation
 import Torch
 
 /// Loss weights and schedule of CMC (SPEC 1.1).
@@ -10,6 +11,8 @@ public struct CMCLossConfig: Codable, Sendable {
     public var cscGrid: Int = 4
     /// Pooling of region maps before CAC (per axis), for misaligned modalities.
     public var cacPool: Int = 2
+    /// Unpaired mode: grid (per axis) the region maps are pooled to before CAC.
+    public var unpairedGrid: Int = 4
     /// w(t) = exp(-5 (1 - t)^2) with t = (progress - rampStart) / (rampEnd - rampStart), as fractions of training.
     public var rampStart: Double = 0
     public var rampEnd: Double = 1
@@ -24,6 +27,12 @@ public struct CMCLossConfig: Codable, Sendable {
 /// train the encoders and decoders; a test checks it), the channel loss works on pooled
 /// embeddings (memory independent of the patch size), and each modality has its own encoder.
 /// Labelled and unlabelled samples go through the network in one forward pass.
+///
+/// Unpaired mode (a CT cohort and an MR cohort): batch element b of modality m is a different
+/// patient for each m. L_sup uses each modality's own labels; L_CSC compares pooled channel
+/// embeddings (already tolerant to any spatial mismatch within its 4^3 cells); L_CAC compares
+/// region maps pooled to `unpairedGrid`^3, i.e. the coarse layout of each structure, since voxels of
+/// two patients do not correspond.
 public final class CMCMethod: SegmentationMethod {
     public let name = "cmc"
     public let network: CMCNetwork
@@ -77,7 +86,9 @@ public final class CMCMethod: SegmentationMethod {
         }
         if batch.hasUnlabeled {
             let unlabeled = try logits.map { try $0.narrow(dim: 0, start: nl, length: total0 - nl) }
-            let l = try cac(unlabeled)
+            var loss = cac
+            if !batch.paired { loss.grid = config.unpairedGrid }
+            let l = try loss(unlabeled)
             terms.append(("cac", l)); parts.append((l, w * config.lambdaCAC))
         }
         return LossTerms(terms: terms, total: try weightedTotal(parts))
@@ -90,4 +101,3 @@ public final class CMCMethod: SegmentationMethod {
     }
 }
 
-import Foundation

@@ -1,9 +1,9 @@
 import Foundation
 import Torch
 
-/// Every hyperparameter of a run. Saved resolved (defaults filled in) as `RUN/config.json` and
-/// `RUN/config.yaml`; `concord train --config FILE.yaml` reads a partial one (missing keys keep
-/// their defaults).
+/// Every hyperparameter of a run. Saved resolved (defaults filled in) as `RUN/config.json`;
+/// `concord train --config FILE.yaml` reads a partial one (missing keys keep their defaults, see
+/// `overriding`).
 public struct TrainingConfig: Codable, Sendable {
     public var method: String = "cmc"
     public var seed: UInt64 = 0
@@ -42,45 +42,35 @@ public struct TrainingConfig: Codable, Sendable {
 
     public init() {}
 
-    public enum CodingKeys: String, CodingKey, CaseIterable {
-        case method, seed, iterations, patch, labeledBatch = "labeled_batch", unlabeledBatch = "unlabeled_batch"
-        case foregroundFraction = "foreground_fraction", labeledRatio = "labeled_ratio", optimizer
-        case learningRate = "learning_rate", weightDecay = "weight_decay", momentum, schedule
-        case warmupIterations = "warmup_iterations", gradientClip = "gradient_clip"
-        case validationInterval = "validation_interval", checkpointInterval = "checkpoint_interval"
-        case logInterval = "log_interval", overlap, windowBatch = "window_batch", device, unet, augmentation, cmc
-        case cmcSharedEncoder = "cmc_shared_encoder", cml, cmlStage1Iterations = "cml_stage1_iterations"
-        case cmlTeacherCheckpoints = "cml_teacher_checkpoints", meanTeacher = "mean_teacher"
-        case inputModalities = "input_modalities"
+    /// Reads a partial configuration (a JSON object, e.g. parsed from YAML) over the defaults.
+    /// Keys are the property names (`learningRate`, `cmc: {lambdaCSC: 0.2}`); a key that is not a
+    /// setting is an error naming it, so a typo never silently falls back to a default.
+    public static func overriding(_ overrides: [String: Any], base: TrainingConfig = TrainingConfig()) throws -> TrainingConfig {
+        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(base)) as! [String: Any]
+        var unknown: [String] = []
+        let merged = merge(defaults, overrides, path: "", unknown: &unknown)
+        if !unknown.isEmpty {
+            throw TorchError("config: unknown key(s) \(unknown.sorted().joined(separator: ", ")); known top-level keys: \(defaults.keys.sorted().joined(separator: ", "))")
+        }
+        do {
+            return try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw TorchError("config: wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+        }
     }
 
-    /// Decodes a partial config over the defaults.
-    public init(from decoder: Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+    static func merge(_ base: [String: Any], _ over: [String: Any], path: String, unknown: inout [String]) -> [String: Any] {
+        var out = base
+        for (key, value) in over {
+            let here = path.isEmpty ? key : "\(path).\(key)"
+            guard let existing = base[key] else { unknown.append(here); continue }
+            if let b = existing as? [String: Any], let o = value as? [String: Any] {
+                out[key] = merge(b, o, path: here, unknown: &unknown)
+            } else {
+                out[key] = value
+            }
         }
-        try read(.method, &method); try read(.seed, &seed); try read(.iterations, &iterations); try read(.patch, &patch)
-        try read(.labeledBatch, &labeledBatch); try read(.unlabeledBatch, &unlabeledBatch)
-        try read(.foregroundFraction, &foregroundFraction); try read(.labeledRatio, &labeledRatio)
-        try read(.optimizer, &optimizer); try read(.learningRate, &learningRate); try read(.weightDecay, &weightDecay)
-        try read(.momentum, &momentum); try read(.schedule, &schedule); try read(.warmupIterations, &warmupIterations)
-        try read(.gradientClip, &gradientClip); try read(.validationInterval, &validationInterval)
-        try read(.checkpointInterval, &checkpointInterval); try read(.logInterval, &logInterval)
-        try read(.overlap, &overlap); try read(.windowBatch, &windowBatch); try read(.device, &device)
-        try read(.unet, &unet); try read(.augmentation, &augmentation); try read(.cmc, &cmc)
-        try read(.cmcSharedEncoder, &cmcSharedEncoder); try read(.cml, &cml)
-        try read(.cmlStage1Iterations, &cmlStage1Iterations); try read(.cmlTeacherCheckpoints, &cmlTeacherCheckpoints)
-        try read(.meanTeacher, &meanTeacher); try read(.inputModalities, &inputModalities)
-        // A misspelt key must not silently fall back to a default.
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        let given = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
-        let unknown = given.filter { !known.contains($0) }.sorted()
-        if !unknown.isEmpty {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                debugDescription: "unknown config key(s): \(unknown.joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))"))
-        }
+        return out
     }
 
     /// Checks values a typo could make absurd; the message names the key.
@@ -92,13 +82,13 @@ public struct TrainingConfig: Codable, Sendable {
             throw fail("patch \(patch) must have \(unet.rank) sizes divisible by \(unet.divisor) (2^(stages-1))")
         }
         guard labeledBatch > 0, unlabeledBatch >= 0 else { throw fail("batch sizes must be positive") }
-        guard labeledRatio > 0, labeledRatio <= 1 else { throw fail("labeled_ratio must be in (0, 1]") }
+        guard labeledRatio > 0, labeledRatio <= 1 else { throw fail("labeledRatio must be in (0, 1]") }
         guard ["adam", "adamw", "sgd"].contains(optimizer) else { throw fail("optimizer must be adam, adamw or sgd") }
         guard ["poly", "constant", "cosine"].contains(schedule) else { throw fail("schedule must be poly, constant or cosine") }
         guard learningRate > 0, learningRate.isFinite else { throw fail("learning_rate must be positive") }
         guard (0..<1).contains(overlap) else { throw fail("overlap must be in [0, 1)") }
         guard validationInterval > 0, checkpointInterval > 0, logInterval > 0 else { throw fail("intervals must be > 0") }
-        if method == "cml" && cmlStage1Iterations > iterations { throw fail("cml_stage1_iterations exceeds iterations") }
+        if method == "cml" && cmlStage1Iterations > iterations { throw fail("cmlStage1Iterations exceeds iterations") }
     }
 
     public func learningRateSchedule() -> LearningRateSchedule {
@@ -108,11 +98,4 @@ public struct TrainingConfig: Codable, Sendable {
         default: return PolyLR(base: learningRate, totalSteps: iterations)
         }
     }
-}
-
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
 }
