@@ -7,7 +7,7 @@ import Torch
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Concord's speed (results go in BENCHMARKS.md).",
-        subcommands: [TrainStep.self, CMCStep.self]
+        subcommands: [TrainStep.self, CMCStep.self, Conv.self]
     )
 
     struct TrainStep: ParsableCommand {
@@ -102,6 +102,31 @@ struct Bench: ParsableCommand {
             } else {
                 print("CMC step, 2 modalities, batch \(batch)+\(batch) x 1 x \(size)^3, \(Runtime.threads) threads: median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))); \(method.model.parameterCount) parameters")
             }
+        }
+    }
+
+    /// The conv3d throughput this machine reaches, the reference for the GFLOP/s of a training step.
+    struct Conv: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Measure conv3d forward throughput (GFLOP/s).")
+        @Option(help: "Cubic input size.") var size = 64
+        @Option(help: "Channels in and out.") var channels = 32
+        @Option(help: "Batch size.") var batch = 2
+        @Option(help: "Repetitions.") var repeats = 5
+
+        func run() throws {
+            let x = try Tensor.randn([batch, channels, size, size, size])
+            let w = try Tensor.randn([channels, channels, 3, 3, 3])
+            var best = Double.infinity
+            try withNoGrad {
+                for _ in 0..<(repeats + 1) {
+                    let start = DispatchTime.now()
+                    _ = try F.conv(x, weight: w, padding: [1]).sum().item()
+                    best = Swift.min(best, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+                }
+            }
+            let flops = 2.0 * Double(batch * channels * channels * 27) * Double(size * size * size)
+            print(String(format: "conv3d %dx%dx%d^3 -> %d, 3^3 kernel, %d threads: best %.3f s, %.1f GFLOP/s",
+                         batch, channels, size, channels, Runtime.threads, best, flops / best / 1e9))
         }
     }
 }
