@@ -1,1 +1,0 @@
-// Metrics: segmentation metrics in millimetres (see SPEC.md section 3).
