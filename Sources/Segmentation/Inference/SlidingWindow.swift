@@ -13,9 +13,13 @@ public struct SlidingWindowInference: Sendable {
     public var windowBatch: Int
     public var sigmaScale: Double
     public var flipTTA: Bool
+    /// Where the network runs; windows go there and predictions come back to the CPU accumulator.
+    public var device: Device
 
-    public init(patch: [Int], overlap: Double = 0.5, windowBatch: Int = 2, sigmaScale: Double = 0.125, flipTTA: Bool = false) {
-        self.patch = patch; self.overlap = overlap; self.windowBatch = windowBatch; self.sigmaScale = sigmaScale; self.flipTTA = flipTTA
+    public init(patch: [Int], overlap: Double = 0.5, windowBatch: Int = 2, sigmaScale: Double = 0.125, flipTTA: Bool = false,
+                device: Device = .cpu) {
+        self.patch = patch; self.overlap = overlap; self.windowBatch = windowBatch; self.sigmaScale = sigmaScale
+        self.flipTTA = flipTTA; self.device = device
     }
 
     /// Start offsets along one axis: evenly spaced from 0 to size - patch, step at most
@@ -75,8 +79,8 @@ public struct SlidingWindowInference: Sendable {
                     for d in 0..<o.count { w = try w.narrow(dim: 1 + d, start: o[d], length: patch[d]) }
                     return w
                 }
-                let stacked = try Tensor.stack(windows, dim: 0)                          // (B, M, patch)
-                let heads = try predictWithTTA(stacked, present: present, predict: predict)
+                let stacked = try Tensor.stack(windows, dim: 0).to(device)               // (B, M, patch)
+                let heads = try predictWithTTA(stacked, present: present, predict: predict).map { try $0?.to(.cpu) }
                 if accumulators.isEmpty {
                     accumulators = try heads.map { h in try h.map { try Tensor.zeros([$0.size(1)] + padded) } }
                 }

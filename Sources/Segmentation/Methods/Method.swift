@@ -18,6 +18,13 @@ public struct TrainingBatch {
     }
 
     public var modalities: Int { labeledImages.count }
+
+    /// The same batch on `device` (a no-op on the CPU).
+    public func to(_ device: Device) throws -> TrainingBatch {
+        if device == .cpu { return self }
+        return TrainingBatch(labeledImages: try labeledImages.map { try $0.to(device) }, labels: try labels.map { try $0.to(device) },
+                             unlabeledImages: try unlabeledImages.map { try $0.to(device) }, paired: paired)
+    }
     public var hasUnlabeled: Bool { !unlabeledImages.isEmpty }
 }
 

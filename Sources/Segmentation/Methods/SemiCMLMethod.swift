@@ -71,6 +71,7 @@ public final class SemiCMLMethod: SegmentationMethod {
         }
         let source = ensemble.networks[teacher]
         let frozen = try UNet(inChannels: 1, numClasses: source.decoder.head.weight.value.size(0), config: source.config)
+        try frozen.to(source.decoder.head.weight.value.device)
         try frozen.loadStateDict(teacherState)
         for p in frozen.parameters() { p.isFrozen = true }
         prel = (teacher, student, frozen)

@@ -64,13 +64,13 @@ public final class Trainer {
         try config.validate()
         guard let device = Device(parsing: config.device) else { throw TorchError("unknown device '\(config.device)'") }
         if case .cuda = device, !Runtime.cudaAvailable { throw TorchError("device \(config.device) requested but this libtorch has no CUDA") }
-        guard device == .cpu else { throw TorchError("training on \(device) is not wired yet; use --device cpu") }
         self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
         try Runtime.manualSeed(config.seed)
         method = try MethodFactory.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
+        try method.model.to(device)
         optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
         schedule = config.learningRateSchedule()
-        inference = SlidingWindowInference(patch: config.patch, overlap: config.overlap, windowBatch: config.windowBatch)
+        inference = SlidingWindowInference(patch: config.patch, overlap: config.overlap, windowBatch: config.windowBatch, device: device)
         cmlScores = Array(repeating: [], count: data.modalityNames.count)
         try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
         if resume { try restore() }
@@ -156,7 +156,7 @@ public final class Trainer {
             try maybeStartPReL(iteration: iteration, log: log)
             // Re-seed per iteration: dropout and noise depend only on (seed, iteration).
             try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration))
-            let batch = try prefetcher.batch(iteration: iteration)
+            let batch = try prefetcher.batch(iteration: iteration).to(device)
             let progress = TrainingProgress(step: iteration, totalSteps: config.iterations)
             optimizer.learningRate = schedule.rate(at: iteration)
             try optimizer.zeroGrad()

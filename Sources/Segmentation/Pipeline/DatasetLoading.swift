@@ -1,0 +1,111 @@
+import Datasets
+import Foundation
+import Torch
+import Volumes
+
+/// From a dataset folder to the trainer's prepared cases: layout, splits (reused from the run
+/// when resuming), NIfTI reading on all cores, the preprocessing plan (statistics over the
+/// training cases), and the plan applied to every case.
+public enum DatasetLoading {
+    /// Reads one case's channels (nil where absent) and, when asked, its label. Label values not
+    /// declared in dataset.json are an error naming the file.
+    public static func read(_ c: DatasetCase, withLabel: Bool, allowedLabels: Set<Int>) throws -> CaseVolumes {
+        let channels = try c.channels.map { try $0.map { try NIfTI.read($0).volume } }
+        var label: Volume? = nil
+        if withLabel, let url = c.label {
+            let v = try NIfTI.read(url).volume
+            var seen = Set<Int>()
+            for x in v.voxels {
+                let k = Int(x.rounded())
+                guard x.isFinite, Float(k) == x else { throw TorchError("\(url.path): label voxel value \(x) is not an integer") }
+                seen.insert(k)
+            }
+            let undeclared = seen.subtracting(allowedLabels).sorted()
+            if !undeclared.isEmpty {
+                throw TorchError("\(url.path): label value(s) \(undeclared) are not declared in dataset.json (declared: \(allowedLabels.sorted()))")
+            }
+            label = v
+        }
+        return CaseVolumes(name: c.name, channels: channels, label: label)
+    }
+
+    /// Runs `body` over `items` on all cores, keeping order; the first error wins.
+    static func parallelMap<T, R>(_ items: [T], _ body: (T) throws -> R) throws -> [R] {
+        var results = [Result<R, Error>?](repeating: nil, count: items.count)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: items.count) { i in
+            let r = Result { try body(items[i]) }
+            lock.lock(); results[i] = r; lock.unlock()
+        }
+        return try results.map { try $0!.get() }
+    }
+
+    public struct Loaded {
+        public var data: TrainingData
+        public var description: RunDescription
+        public var splits: Splits
+        public var layout: DatasetLayout
+    }
+
+    /// Prepares everything `concord train` needs. `run` receives splits.json (reused if present).
+    public static func load(dataset: URL, config: TrainingConfig, run: URL, log: (String) -> Void) throws -> Loaded {
+        let layout = try DatasetLayout.load(root: dataset)
+        let modalityNames = try layout.description.orderedChannelNames()
+        let labelNames = try layout.description.orderedLabelNames()
+        let paired = layout.description.pairing == .paired
+        let splitsURL = run.appendingPathComponent(Splits.fileName)
+        let splits: Splits
+        if let data = FileManager.default.contents(atPath: splitsURL.path) {
+            splits = try JSONDecoder().decode(Splits.self, from: data)
+            log("splits: reusing \(splitsURL.path)")
+        } else {
+            splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(try encoder.encode(splits), to: splitsURL)
+        }
+        log("splits: \(splits.labeled.count) labelled + \(splits.unlabeled.count) unlabelled training cases, \(splits.val.count) validation, \(splits.test.count) test")
+        let allowed = Set(labelNames.indices)
+        func cases(_ names: [String]) throws -> [DatasetCase] {
+            try names.map { name in
+                guard let c = layout.case(named: name) else { throw TorchError("splits.json names case \(name), which is not in \(dataset.path)") }
+                return c
+            }
+        }
+        let started = Date()
+        let labeled = try parallelMap(try cases(splits.labeled)) { try read($0, withLabel: true, allowedLabels: allowed) }
+        let unlabeled = try parallelMap(try cases(splits.unlabeled)) { try read($0, withLabel: false, allowedLabels: allowed) }
+        let validation = try parallelMap(try cases(splits.val)) { try read($0, withLabel: true, allowedLabels: allowed) }
+        log(String(format: "read %d cases in %.1f s", labeled.count + unlabeled.count + validation.count, Date().timeIntervalSince(started)))
+        let plan = try PreprocessingPlan.make(cases: labeled + unlabeled, channelNames: modalityNames)
+        log("plan: target spacing \(plan.targetSpacing.map { String(format: "%.3g", $0) }.joined(separator: " x ")) mm, normalisation \(plan.normalization.map(describe).joined(separator: ", "))")
+        func prepare(_ list: [CaseVolumes], keepLabel: Bool) throws -> [PreparedCase] {
+            try parallelMap(list) { c in
+                let p = try plan.apply(c)
+                return try PreparedCase(name: p.name, channels: p.channels, present: p.present, label: keepLabel ? p.label : nil)
+            }
+        }
+        let data = TrainingData(modalityNames: modalityNames, numClasses: labelNames.count, paired: paired,
+                                labeled: try prepare(labeled, keepLabel: true), unlabeled: try prepare(unlabeled, keepLabel: false),
+                                validation: try prepare(validation, keepLabel: true))
+        log(String(format: "preprocessed in %.1f s total", Date().timeIntervalSince(started)))
+        let description = RunDescription(
+            concordVersion: ConcordVersion.string, dataset: dataset.path, modalityNames: modalityNames,
+            classNames: Dictionary(uniqueKeysWithValues: labelNames.enumerated().map { ($0.offset, $0.element) }),
+            paired: paired, fileEnding: layout.description.fileEnding, plan: plan, config: config)
+        return Loaded(data: data, description: description, splits: splits, layout: layout)
+    }
+
+    static func describe(_ n: ChannelNormalization) -> String {
+        switch n {
+        case .ct(let lo, let hi, let mean, let std): return String(format: "CT(clip %.0f..%.0f, mean %.1f, std %.1f)", lo, hi, mean, std)
+        case .zscore(let nonZero): return nonZero ? "z-score (non-zero)" : "z-score"
+        case .none: return "none"
+        }
+    }
+}
+
+/// Concord's version, recorded in runs.
+public enum ConcordVersion {
+    public static let string = "0.1.0"
+}

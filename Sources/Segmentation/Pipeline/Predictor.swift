@@ -1,0 +1,49 @@
+import Foundation
+import Torch
+import Volumes
+
+/// Loads a trained run and segments cases in their own geometry: the run's preprocessing,
+/// sliding-window inference, then every preprocessing step undone so each mask has exactly the
+/// shape, affine and qform/sform codes of the case's reference channel (the first present one).
+public final class Predictor {
+    public let run: URL
+    public let description: RunDescription
+    public let method: SegmentationMethod
+    public var inference: SlidingWindowInference
+    /// Which output head to write: nil = the method's final answer (last head).
+    public var head: Int?
+
+    public init(run: URL, checkpoint: String = "best", overlap: Double? = nil, flipTTA: Bool = false, device: Device = .cpu) throws {
+        self.run = run
+        description = try RunDescription.read(from: run)
+        method = try MethodFactory.make(config: description.config, modalityNames: description.modalityNames,
+                                        numClasses: description.numClasses)
+        let url = run.appendingPathComponent("checkpoints/\(checkpoint).safetensors")
+        guard FileManager.default.fileExists(atPath: url.path) else { throw TorchError("\(url.path): no such checkpoint") }
+        let ck = try Checkpoint.read(url)
+        if let cml = method as? SemiCMLMethod, let t = ck.metadata["prel_teacher"].flatMap(Int.init),
+           let s = ck.metadata["prel_student"].flatMap(Int.init), let teacher = ck.extra["prel_teacher"] {
+            try cml.startPReL(teacher: t, student: s, teacherState: Dictionary(teacher, uniquingKeysWith: { a, _ in a }))
+        }
+        try method.model.loadStateDict(ck.modelDictionary)
+        try method.model.to(device)
+        method.model.eval()
+        inference = SlidingWindowInference(patch: description.config.patch, overlap: overlap ?? description.config.overlap,
+                                           windowBatch: description.config.windowBatch, flipTTA: flipTTA, device: device)
+    }
+
+    /// Segments one case (channels in dataset order, nil = absent). Returns the label map in the
+    /// reference channel's geometry and the per-head probabilities are discarded.
+    public func segment(_ input: CaseVolumes, progress: ((Int, Int) -> Void)? = nil) throws -> Volume {
+        let prepared = try description.plan.apply(input)
+        let tensors = try PreparedCase(name: input.name, channels: prepared.channels, present: prepared.present, label: nil)
+        let heads = try inference.run(images: tensors.images, present: tensors.present, progress: progress) { try method.predict($0) }
+        let index = head ?? heads.count - 1
+        guard heads.indices.contains(index), let probabilities = heads[index] else {
+            throw TorchError("\(input.name): head \(index) produced no prediction (missing modality?)")
+        }
+        let labels = try probabilities.argmax(dim: 0).to(.float32)
+        let onGrid = try prepared.channels[0].replacingVoxels(with: labels)
+        return try description.plan.restore(onGrid, record: prepared.record)
+    }
+}

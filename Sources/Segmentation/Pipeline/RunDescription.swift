@@ -1,0 +1,43 @@
+import Foundation
+import Torch
+import Volumes
+
+/// `RUN/run.json`: what `concord predict` needs besides the weights — the dataset's channel and
+/// class names, whether modalities were paired, the preprocessing plan and the training config.
+public struct RunDescription: Codable {
+    public var concordVersion: String
+    public var dataset: String
+    public var modalityNames: [String]
+    /// Class index -> name, background included.
+    public var classNames: [Int: String]
+    public var paired: Bool
+    public var fileEnding: String
+    public var plan: PreprocessingPlan
+    public var config: TrainingConfig
+
+    public init(concordVersion: String, dataset: String, modalityNames: [String], classNames: [Int: String], paired: Bool,
+                fileEnding: String, plan: PreprocessingPlan, config: TrainingConfig) {
+        self.concordVersion = concordVersion; self.dataset = dataset; self.modalityNames = modalityNames
+        self.classNames = classNames; self.paired = paired; self.fileEnding = fileEnding; self.plan = plan; self.config = config
+    }
+
+    public var numClasses: Int { (classNames.keys.max() ?? 0) + 1 }
+
+    public static func url(in run: URL) -> URL { run.appendingPathComponent("run.json") }
+
+    public func write(to run: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(self), to: Self.url(in: run))
+    }
+
+    public static func read(from run: URL) throws -> RunDescription {
+        let url = Self.url(in: run)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TorchError("\(run.path) is not a Concord run (no run.json)")
+        }
+        do { return try JSONDecoder().decode(RunDescription.self, from: data) } catch {
+            throw TorchError("\(url.path): unreadable (\(error))")
+        }
+    }
+}
