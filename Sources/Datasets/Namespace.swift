@@ -1,1 +1,0 @@
-// Datasets: the dataset contract, splits and the phantom.
