@@ -55,14 +55,14 @@ public enum DatasetLoading {
         let paired = layout.description.pairing == .paired
         let splitsURL = run.appendingPathComponent(Splits.fileName)
         let splits: Splits
-        if let data = FileManager.default.contents(atPath: splitsURL.path) {
-            splits = try JSONDecoder().decode(Splits.self, from: data)
+        if FileManager.default.fileExists(atPath: splitsURL.path) {
+            splits = try Splits.load(from: splitsURL)
+            let problems = splits.problems(layout: layout)
+            if !problems.isEmpty { throw TorchError("\(splitsURL.path): \(problems.joined(separator: "; "))") }
             log("splits: reusing \(splitsURL.path)")
         } else {
             splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(try encoder.encode(splits), to: splitsURL)
+            try splits.save(to: splitsURL)
         }
         log("splits: \(splits.labeled.count) labelled + \(splits.unlabeled.count) unlabelled training cases, \(splits.val.count) validation, \(splits.test.count) test")
         let allowed = Set(labelNames.indices)
