@@ -58,7 +58,10 @@ let package = Package(
         .target(name: "Volumes", dependencies: ["CZlib", "Torch"]),
         .target(name: "Metrics"),
         .target(name: "Datasets", dependencies: ["Volumes", "Torch"]),
-        .target(name: "Segmentation", dependencies: ["Torch", "Volumes", "Datasets", "Metrics"]),
+        .target(
+            name: "Segmentation",
+            dependencies: ["Torch", "Volumes", "Datasets", "Metrics", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "concord",
             dependencies: [

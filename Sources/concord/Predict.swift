@@ -46,32 +46,8 @@ struct Predict: ParsableCommand {
         }
         let cases = try CaseFiles.group(inputs: input.map { URL(fileURLWithPath: $0) }, channels: names.count)
         guard !cases.isEmpty else { throw ValidationError("no input files named CASE_XXXX.nii(.gz) found") }
-        let outURL = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
-        var rng = SplitMix64(seed: seed)
-        for (i, c) in cases.enumerated() {
-            let start = Date()
-            var channels: [Volume?] = []
-            var reference: NIfTIHeader? = nil
-            for (m, url) in c.channels.enumerated() {
-                guard let url, keep.isEmpty || keep.contains(m) else { channels.append(nil); continue }
-                let image = try NIfTI.read(url)
-                if reference == nil { reference = image.header }
-                channels.append(image.volume)
-            }
-            guard let header = reference else { throw ValidationError("\(c.name): none of the requested channels is present") }
-            var volumes = CaseVolumes(name: c.name, channels: channels)
-            if misalignMm > 0 || misalignDeg > 0 {
-                volumes = try volumes.withSimulatedMisalignment(maxTranslationMM: misalignMm, maxRotationDegrees: misalignDeg, rng: &rng).volumes
-            }
-            let mask = try predictor.segment(volumes) { done, total in
-                FileHandle.standardError.write(Data("\r[\(i + 1)/\(cases.count)] \(c.name): window \(done)/\(total)   ".utf8))
-            }
-            let target = outURL.appendingPathComponent(c.name + predictor.description.fileEnding)
-            try NIfTI.write(mask, to: target, datatype: .uint8, reference: header)
-            FileHandle.standardError.write(Data("\r".utf8))
-            print(String(format: "[%d/%d] %@ -> %@ (%.1f s)", i + 1, cases.count, c.name, target.path, Date().timeIntervalSince(start)))
-        }
+        try predictor.predict(cases.map { CaseInput(name: $0.name, channels: $0.channels) }, out: URL(fileURLWithPath: out),
+                              keep: keep, misalignMM: misalignMm, misalignDegrees: misalignDeg, seed: seed)
     }
 }
 

@@ -57,7 +57,6 @@ struct Train: ParsableCommand {
         var description = loaded.description
         description.config = settings
         try description.write(to: runURL)
-        try AtomicFile.write(Data(try YAMLEncoder().encode(settings).utf8), to: runURL.appendingPathComponent("config.yaml"))
         let trainer = try Trainer(config: settings, data: loaded.data, run: runURL, resume: resume) { print($0) }
         print("training \(settings.method) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
         do {

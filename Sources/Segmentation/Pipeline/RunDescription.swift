@@ -1,6 +1,7 @@
 import Foundation
 import Torch
 import Volumes
+import Yams
 
 /// `RUN/run.json`: what `concord predict` needs besides the weights — the dataset's channel and
 /// class names, whether modalities were paired, the preprocessing plan and the training config.
@@ -25,10 +26,13 @@ public struct RunDescription: Codable {
 
     public static func url(in run: URL) -> URL { run.appendingPathComponent("run.json") }
 
+    /// Writes run.json and, for people, the resolved training settings as config.yaml (the same
+    /// keys `concord train --config` reads).
     public func write(to run: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(self), to: Self.url(in: run))
+        try AtomicFile.write(Data(try YAMLEncoder().encode(config).utf8), to: run.appendingPathComponent("config.yaml"))
     }
 
     public static func read(from run: URL) throws -> RunDescription {

@@ -29,6 +29,7 @@ public struct TrainingSummary {
     public var bestIteration: Int
     public var bestDice: Double
     public var seconds: Double
+    public var stoppedByDeadline: Bool = false
 }
 
 /// The method-agnostic training loop: batches, losses by name, optimizer, LR schedule, gradient
@@ -133,7 +134,10 @@ public final class Trainer {
 
     /// Trains up to `config.iterations`, or stops after `stoppingAt` iterations with a checkpoint
     /// (as an interrupted run would; used to test resumption).
-    public func train(stoppingAt stop: Int? = nil) throws -> TrainingSummary {
+    ///
+    /// With a `deadline`, training ends early (not as an interruption) when the time is up: the
+    /// last and best checkpoints are written and the summary says how far it got.
+    public func train(stoppingAt stop: Int? = nil, deadline: Date? = nil) throws -> TrainingSummary {
         let log = try TrainingLog(url: run.appendingPathComponent("log.jsonl"))
         let source = try BatchSource(labeled: data.labeled, unlabeled: config.method == "supervised" ? [] : data.unlabeled,
                                      labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
@@ -147,7 +151,16 @@ public final class Trainer {
         var windowStart = Date(), windowIterations = 0
         var iteration = startIteration
         if iteration == 0 { log.event(iteration: 0, "start \(config.method), \(method.model.parameterCount) parameters") }
+        var timeUp = false
         while iteration < config.iterations {
+            if let deadline, Date() >= deadline {
+                timeUp = true
+                output("time budget reached at iteration \(iteration) of \(config.iterations)")
+                log.event(iteration: iteration, "time budget reached")
+                try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(start))
+                try checkpoint(iteration: iteration).write(to: lastCheckpoint)
+                break
+            }
             if InterruptFlag.shared.isRaised || iteration == stop {
                 try checkpoint(iteration: iteration).write(to: lastCheckpoint)
                 log.event(iteration: iteration, "interrupted; checkpoint saved")
@@ -193,7 +206,7 @@ public final class Trainer {
         }
         log.event(iteration: iteration, "done; best mean Dice \(bestDice) at iteration \(bestIteration)")
         return TrainingSummary(iterations: iteration, bestIteration: bestIteration, bestDice: bestDice,
-                               seconds: Date().timeIntervalSince(start))
+                               seconds: Date().timeIntervalSince(start), stoppedByDeadline: timeUp)
     }
 
     func validateAndKeepBest(iteration: Int, log: TrainingLog, elapsed: Double) throws {

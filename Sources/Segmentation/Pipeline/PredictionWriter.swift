@@ -1,0 +1,42 @@
+import Foundation
+import Torch
+import Volumes
+
+/// One case's input files, one slot per channel of the run (nil = absent).
+public struct CaseInput: Sendable {
+    public var name: String
+    public var channels: [URL?]
+    public init(name: String, channels: [URL?]) { self.name = name; self.channels = channels }
+}
+
+extension Predictor {
+    /// Segments `cases` and writes `out/CASE<ending>` (uint8) with the header of each case's
+    /// reference channel (the first present), so the mask opens aligned with the input.
+    /// `keep` restricts the channels used (empty = all); misalignment is simulated on the
+    /// non-reference channels when a maximum is given.
+    public func predict(_ cases: [CaseInput], out: URL, keep: [Int] = [], misalignMM: Double = 0, misalignDegrees: Double = 0,
+                        seed: UInt64 = 0, log: (String) -> Void = { print($0) }) throws {
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        var rng = SplitMix64(seed: seed)
+        for (i, c) in cases.enumerated() {
+            let start = Date()
+            var channels: [Volume?] = []
+            var reference: NIfTIHeader? = nil
+            for (m, url) in c.channels.enumerated() {
+                guard let url, keep.isEmpty || keep.contains(m) else { channels.append(nil); continue }
+                let image = try NIfTI.read(url)
+                if reference == nil { reference = image.header }
+                channels.append(image.volume)
+            }
+            guard let header = reference else { throw TorchError("\(c.name): none of the requested channels is present") }
+            var volumes = CaseVolumes(name: c.name, channels: channels)
+            if misalignMM > 0 || misalignDegrees > 0 {
+                volumes = try volumes.withSimulatedMisalignment(maxTranslationMM: misalignMM, maxRotationDegrees: misalignDegrees, rng: &rng).volumes
+            }
+            let mask = try segment(volumes)
+            let target = out.appendingPathComponent(c.name + description.fileEnding)
+            try NIfTI.write(mask, to: target, datatype: .uint8, reference: header)
+            log(String(format: "[%d/%d] %@ -> %@ (%.1f s)", i + 1, cases.count, c.name, target.path, Date().timeIntervalSince(start)))
+        }
+    }
+}
