@@ -8,6 +8,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <unistd.h>
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 #include <cstdlib>
@@ -388,6 +389,7 @@ class CachingCPUAllocator final : public c10::Allocator {
 
     c10::DataPtr allocate(size_t n) const override {
         size_t size = n < kMinCached ? n : size_class(n);
+        account(n);
         void *p = nullptr;
         if (size >= kMinCached) {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -401,9 +403,9 @@ class CachingCPUAllocator final : public c10::Allocator {
         if (!p) {
             if (posix_memalign(&p, kAlignment, size == 0 ? kAlignment : size) != 0) throw std::bad_alloc();
         }
-        if (size >= kMinCached) {
+        {
             std::lock_guard<std::mutex> lock(mutex_);
-            sizes_[p] = size;
+            sizes_[p] = Block{size, n};
         }
         return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
     }
@@ -416,6 +418,16 @@ class CachingCPUAllocator final : public c10::Allocator {
     }
 
     // At most a quarter of the physical memory stays cached.
+    /// Bytes of live tensors allocated through this allocator, and the peak since the last reset.
+    std::atomic<int64_t> live_bytes{0}, peak_bytes{0};
+
+    void account(size_t n) const {
+        auto &self = const_cast<CachingCPUAllocator &>(*this);
+        int64_t now = self.live_bytes.fetch_add(int64_t(n)) + int64_t(n);
+        int64_t peak = self.peak_bytes.load();
+        while (now > peak && !self.peak_bytes.compare_exchange_weak(peak, now)) {}
+    }
+
     size_t cap_bytes = [] {
         long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
         return pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 4 : size_t(4) << 30;
@@ -436,9 +448,10 @@ class CachingCPUAllocator final : public c10::Allocator {
             std::lock_guard<std::mutex> lock(self.mutex_);
             auto it = self.sizes_.find(p);
             if (it != self.sizes_.end()) {
-                size_t size = it->second;
+                size_t size = it->second.size;
+                self.live_bytes.fetch_sub(int64_t(it->second.requested));
                 self.sizes_.erase(it);
-                if (self.cached_bytes_ + size <= self.cap_bytes) {
+                if (size >= kMinCached && self.cached_bytes_ + size <= self.cap_bytes) {
                     self.free_[size].push_back(p);
                     self.cached_bytes_ += size;
                     return;
@@ -448,13 +461,28 @@ class CachingCPUAllocator final : public c10::Allocator {
         std::free(p);
     }
 
+    struct Block {
+        size_t size;       // allocated (size class)
+        size_t requested;  // asked for
+    };
     mutable std::mutex mutex_;
-    mutable std::unordered_map<void *, size_t> sizes_;
+    mutable std::unordered_map<void *, Block> sizes_;
     mutable std::unordered_map<size_t, std::vector<void *>> free_;
     mutable size_t cached_bytes_ = 0;
 };
 
 }  // namespace
+
+void ct_allocator_stats(int64_t *live, int64_t *peak) {
+    auto &a = CachingCPUAllocator::instance();
+    *live = a.live_bytes.load();
+    *peak = a.peak_bytes.load();
+}
+
+void ct_allocator_reset_peak(void) {
+    auto &a = CachingCPUAllocator::instance();
+    a.peak_bytes.store(a.live_bytes.load());
+}
 
 int ct_tune_allocator(void) {
     try {

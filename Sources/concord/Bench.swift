@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import Segmentation
 import Torch
+import Volumes
+import Metrics
 
 /// `concord bench`: speed measurements quoted in BENCHMARKS.md.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Concord's speed (results go in BENCHMARKS.md).",
-        subcommands: [TrainStep.self, CMCStep.self, Conv.self]
+        subcommands: [TrainStep.self, CMCStep.self, Conv.self, NIfTIRead.self, SurfaceMetrics.self, SlidingWindow.self]
     )
 
     struct TrainStep: ParsableCommand {
@@ -127,6 +129,113 @@ struct Bench: ParsableCommand {
             let flops = 2.0 * Double(batch * channels * channels * 27) * Double(size * size * size)
             print(String(format: "conv3d %dx%dx%d^3 -> %d, 3^3 kernel, %d threads: best %.3f s, %.1f GFLOP/s",
                          batch, channels, size, channels, Runtime.threads, best, flops / best / 1e9))
+        }
+    }
+
+    /// Reading a .nii.gz: the time of NIfTI.read (gunzip, convert to float32, scaling).
+    struct NIfTIRead: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "nifti",
+            abstract: "Time reading a NIfTI file (with --make, first write a 256x256x128 int16 .nii.gz test file)."
+        )
+        @Argument(help: "The file.") var file: String
+        @Flag(help: "Write the test file first: 256x256x128 int16, smooth anatomy-like content plus noise.") var make = false
+        @Option(help: "Repetitions.") var repeats = 5
+
+        func run() throws {
+            let url = URL(fileURLWithPath: file)
+            if make {
+                var rng = SplitMix64(seed: 1)
+                let (nx, ny, nz) = (256, 256, 128)
+                var voxels = [Float](repeating: 0, count: nx * ny * nz)
+                for k in 0..<nz { for j in 0..<ny { for i in 0..<nx {
+                    let x = Double(i - 128) / 100, y = Double(j - 128) / 90, z = Double(k - 64) / 60
+                    let body = x * x + y * y + z * z < 1 ? 400 + 300 * sin(Double(i) / 9) * cos(Double(j) / 11) : -1000
+                    voxels[i + nx * (j + ny * k)] = Float((body + 40 * (rng.uniform() - 0.5)).rounded())
+                } } }
+                try NIfTI.write(Volume(shape: [nx, ny, nz], voxels: voxels, spacing: [0.8, 0.8, 2.5]), to: url, datatype: .int16)
+            }
+            var times: [Double] = []
+            for _ in 0..<(repeats + 1) {
+                let start = DispatchTime.now()
+                let image = try NIfTI.read(url)
+                precondition(image.volume.count > 0)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+            }
+            times.removeFirst()
+            times.sort()
+            print(String(format: "NIfTI.read %@: median %.4f s (min %.4f) over %d reads", url.lastPathComponent, times[times.count / 2], times[0], repeats))
+        }
+    }
+
+    /// HD95/ASD/ASSD on two large masks (spheres), the workload of medpy/MONAI in benchmarks/python/metrics.py.
+    struct SurfaceMetrics: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "metrics",
+            abstract: "Time Dice, HD95, HD, ASD, ASSD on two 256x256x128 sphere masks (radius 40 and 42, offset (3,-2,1), spacing 0.8x0.8x2.5)."
+        )
+        @Option(help: "Repetitions.") var repeats = 5
+
+        func run() throws {
+            let (nx, ny, nz) = (256, 256, 128)
+            var a = [UInt8](repeating: 0, count: nx * ny * nz), b = a
+            for k in 0..<nz { for j in 0..<ny { for i in 0..<nx {
+                let (x, y, z) = (Double(i - 128), Double(j - 128), Double(k - 64))
+                if x * x + y * y + z * z <= 40 * 40 { a[i + nx * (j + ny * k)] = 1 }
+                let (u, v, w) = (x - 3, y + 2, z - 1)
+                if u * u + v * v + w * w <= 42 * 42 { b[i + nx * (j + ny * k)] = 1 }
+            } } }
+            var times: [Double] = []
+            var result: BinaryMetrics? = nil
+            for _ in 0..<repeats {
+                let start = DispatchTime.now()
+                result = SegmentationMetrics.binary(prediction: a, reference: b, shape: [nx, ny, nz], spacing: [0.8, 0.8, 2.5])
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+            }
+            times.sort()
+            let r = result!
+            print(String(format: "metrics 256x256x128: median %.4f s; dice %.6f hd95 %.6f hd %.6f asd %.6f assd %.6f", times[times.count / 2],
+                         r.dice, r.hd95 ?? .nan, r.hd ?? .nan, r.asd ?? .nan, r.assd ?? .nan))
+        }
+    }
+
+    /// Sliding-window inference of a U-Net on a two-channel volume; writes the input, weights and
+    /// output so benchmarks/python/sliding_window.py can run MONAI on the same and compare.
+    struct SlidingWindow: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sliding-window",
+            abstract: "Time sliding-window inference (Gaussian blending) of a U-Net on a 2-channel volume."
+        )
+        @Option(help: "Volume size D,H,W.") var size = "96,192,192"
+        @Option(help: "Window size (cubic).") var patch = 64
+        @Option(help: "Overlap.") var overlap = 0.5
+        @Option(help: "Windows per batch.") var windowBatch = 2
+        @Option(help: "Folder to write input.f32, output.f32 and weights.safetensors for the Python side.") var export: String?
+
+        func run() throws {
+            let dims = size.split(separator: ",").compactMap { Int($0) }
+            guard dims.count == 3 else { throw ValidationError("--size wants D,H,W") }
+            try Runtime.manualSeed(0)
+            let net = try UNet(inChannels: 2, numClasses: 4, config: UNetConfig(widths: [16, 32, 64, 128, 256]))
+            net.eval()
+            let x = try Tensor.randn([2] + dims)
+            let inference = SlidingWindowInference(patch: [patch, patch, patch], overlap: overlap, windowBatch: windowBatch)
+            let start = DispatchTime.now()
+            let out = try inference.run(images: x, present: [true, true]) { windows in
+                [try F.softmax(net(Tensor.cat(windows.map { $0! }, dim: 1)), dim: 1)]
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            let voxels = Double(dims.reduce(1, *))
+            print(String(format: "sliding window %@ (2 ch), window %d^3, overlap %.2f, batch %d: %.2f s, %.3g voxels/s", size, patch, overlap,
+                         windowBatch, seconds, voxels / seconds))
+            if let export {
+                let folder = URL(fileURLWithPath: export)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try net.save(to: folder.appendingPathComponent("weights.safetensors"))
+                try Data(try x.toArray(Float.self).withUnsafeBytes { Data($0) }).write(to: folder.appendingPathComponent("input.f32"))
+                try Data(try out[0]!.toArray(Float.self).withUnsafeBytes { Data($0) }).write(to: folder.appendingPathComponent("output.f32"))
+                print("exported to \(export)")
+            }
         }
     }
 }

@@ -172,7 +172,23 @@ final class EndToEndTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(loaded, 0, "no kill happened after the first checkpoint; the test proved nothing")
-        // After the last kill the run resumes.
+        // Ctrl-C (SIGINT) saves a checkpoint at the current iteration and exits with status 130.
+        try? FileManager.default.removeItem(at: run)
+        let interrupted = Process()
+        interrupted.executableURL = concord
+        interrupted.arguments = ["train", "--dataset", data, "--method", "supervised", "--iterations", "1000", "--config", yaml.path, "--out", run.path]
+        let pipe = Pipe()
+        interrupted.standardOutput = pipe
+        interrupted.standardError = pipe
+        try interrupted.run()
+        Thread.sleep(forTimeInterval: 4)
+        kill(interrupted.processIdentifier, SIGINT)
+        let text = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
+        interrupted.waitUntilExit()
+        XCTAssertEqual(interrupted.terminationStatus, 130, text)
+        XCTAssertTrue(text.contains("interrupted at iteration"), text)
+        XCTAssertGreaterThan(try Checkpoint.read(run.appendingPathComponent("checkpoints/last.safetensors")).iteration, 0)
+        // The interrupted run resumes.
         if FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoints/last.safetensors").path) {
             let ck = try Checkpoint.read(run.appendingPathComponent("checkpoints/last.safetensors"))
             try runConcord(["train", "--dataset", data, "--iterations", "\(ck.iteration + 1)", "--resume", "--out", run.path])

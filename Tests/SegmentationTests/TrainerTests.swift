@@ -123,3 +123,37 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(ok.learningRate, 1e-3)
     }
 }
+
+final class AugmentationTests: XCTestCase {
+    func testGaussianBlurKeepsMeanAndSmooths() throws {
+        var values = [Float](repeating: 0, count: 9 * 9 * 9)
+        values[4 * 81 + 4 * 9 + 4] = 1
+        let x = try Tensor(values, shape: [1, 9, 9, 9])
+        let blurred = try gaussianBlur(x, sigma: 1)
+        XCTAssertEqual(try blurred.sum().item(), 1, accuracy: 1e-5)           // an impulse far from the border keeps its mass
+        XCTAssertLessThan(try blurred.max().item(), 0.1)                      // and spreads: 1 / (2 pi)^(3/2) = 0.063 at the centre
+        XCTAssertEqual(try blurred.max().item(), 0.0635, accuracy: 0.005)
+    }
+
+    func testSpatialAugmentationsMoveImageAndLabelTogether() throws {
+        var aug = Augmentation.none
+        aug.rot90Probability = 1
+        aug.elasticProbability = 1
+        aug.affineProbability = 1
+        aug.flipProbability = 0.5
+        for seed in 0..<4 as Range<UInt64> {
+            var rng = SplitMix64(seed: seed)
+            // The image equals the label, so after any shared spatial transform they still agree
+            // (nearest sampling of the label, linear of the image: compare where the image is exact).
+            let label = try Tensor((0..<(16 * 16 * 16)).map { i -> Int64 in
+                let (z, y, x) = (i / 256, (i / 16) % 16, i % 16)
+                return (4..<12).contains(z) && (3..<9).contains(y) && (5..<13).contains(x) ? 1 : 0
+            }, shape: [16, 16, 16])
+            let image = try label.to(.float32).unsqueeze(dim: 0)
+            let (xa, ya) = try aug(image: image, label: label, rng: &rng)
+            let agree = try xa.squeeze(dim: 0).round().eq(ya!.to(.float32)).to(.float32).mean().item()
+            XCTAssertGreaterThan(agree, 0.97, "seed \(seed)")
+            XCTAssertEqual(ya!.shape, [16, 16, 16])
+        }
+    }
+}

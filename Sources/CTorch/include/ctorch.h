@@ -166,6 +166,10 @@ int ct_set_blas_threads(int n);
  * reused instead of returned to the kernel and page-faulted back in on the next step). Call before
  * creating tensors. Returns 1 when installed. */
 int ct_tune_allocator(void);
+/* Live and peak bytes of CPU tensors allocated through Concord's allocator (after
+ * ct_tune_allocator); ct_allocator_reset_peak sets the peak to the live value. */
+void ct_allocator_stats(int64_t *live, int64_t *peak);
+void ct_allocator_reset_peak(void);
 
 #ifdef __cplusplus
 }

@@ -15,13 +15,24 @@ public struct Augmentation: Codable, Sendable {
     public var noiseStd: Double = 0.1
     public var gammaProbability: Double = 0.15
     public var gammaRange: [Double] = [0.7, 1.5]
+    /// Rotation by a multiple of 90 degrees in the (H, W) plane, applied only when H == W so the
+    /// patch keeps its shape (off by default: most volumes are not symmetric that way).
+    public var rot90Probability: Double = 0
+    /// Elastic deformation: a random displacement field on a coarse grid (4 control points per
+    /// axis, up to `elasticMagnitude` voxels), smoothly interpolated (off by default, as nnU-Net).
+    public var elasticProbability: Double = 0
+    public var elasticMagnitude: Double = 2
+    /// Gaussian blur of each channel with sigma drawn from `blurSigma` (voxels).
+    public var blurProbability: Double = 0.1
+    public var blurSigma: [Double] = [0.5, 1.0]
 
     public init() {}
 
     public static let none: Augmentation = {
         var a = Augmentation()
         a.flipProbability = 0; a.affineProbability = 0; a.intensityScale = 0; a.intensityShift = 0
-        a.noiseProbability = 0; a.gammaProbability = 0
+        a.noiseProbability = 0; a.gammaProbability = 0; a.rot90Probability = 0; a.elasticProbability = 0
+        a.blurProbability = 0
         return a
     }()
 
@@ -34,8 +45,19 @@ public struct Augmentation: Codable, Sendable {
             x = try x.flip([1 + d])
             y = try y?.flip([d])
         }
+        if spatial >= 2 && x.size(-1) == x.size(-2) && rng.uniform() < rot90Probability {
+            let quarterTurns = Int(rng.next() % 3) + 1
+            for _ in 0..<quarterTurns {
+                // One quarter turn in (H, W): transpose the two axes, then flip W.
+                x = try x.transposed(x.rank - 2, x.rank - 1).flip([x.rank - 1])
+                y = try y.map { try $0.transposed($0.rank - 2, $0.rank - 1).flip([$0.rank - 1]) }
+            }
+        }
         if spatial == 3 && rng.uniform() < affineProbability {
             (x, y) = try randomAffine(x, y, rng: &rng)
+        }
+        if spatial == 3 && rng.uniform() < elasticProbability {
+            (x, y) = try elastic(x, y, rng: &rng)
         }
         let channels = x.size(0)
         var scales: [Float] = [], shifts: [Float] = []
@@ -53,6 +75,10 @@ public struct Augmentation: Codable, Sendable {
             let lo = try x.min(), hi = try x.max()
             let range = try hi - lo + 1e-6
             x = try ((x - lo) / range).pow(gamma) * range + lo
+        }
+        if rng.uniform() < blurProbability {
+            let sigma = blurSigma[0] + (blurSigma[1] - blurSigma[0]) * rng.uniform()
+            x = try gaussianBlur(x, sigma: sigma)
         }
         if rng.uniform() < noiseProbability {
             x = try x + gaussianNoise(shape: x.shape, std: noiseStd * rng.uniform(), rng: &rng)
@@ -77,6 +103,47 @@ public struct Augmentation: Codable, Sendable {
         }
         return (xr, yr)
     }
+}
+
+extension Augmentation {
+    /// Elastic deformation through grid_sample: displacements drawn on a 4^3 control grid,
+    /// upsampled trilinearly to the patch, added to the identity sampling grid.
+    func elastic(_ x: Tensor, _ y: Tensor?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+        let spatial = Array(x.shape.dropFirst())
+        let coarse = try Tensor((0..<(3 * 64)).map { _ in Float(2 * rng.uniform() - 1) }, shape: [1, 3, 4, 4, 4])
+        // Displacement in voxels -> normalised coordinates (2 / (n - 1) per voxel), per component
+        // (x, y, z) = (W, H, D).
+        let scales = [spatial[2], spatial[1], spatial[0]].map { Float(2 * elasticMagnitude / Double(Swift.max($0 - 1, 1))) }
+        let field = try (F.interpolate(coarse, size: spatial, alignCorners: true) * Tensor(scales, shape: [1, 3, 1, 1, 1]))
+            .permute([0, 2, 3, 4, 1])                                                      // (1, D, H, W, 3)
+        let identity = try Tensor([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0] as [Float], shape: [1, 3, 4])
+        let grid = try F.affineGrid(theta: identity, size: [1, 1] + spatial, alignCorners: true) + field
+        let xd = try F.gridSample(x.unsqueeze(dim: 0), grid: grid, padding: .border, alignCorners: true).squeeze(dim: 0)
+        let yd = try y.map {
+            try F.gridSample($0.unsqueeze(dim: 0).unsqueeze(dim: 0).to(.float32), grid: grid, mode: .nearest, padding: .border,
+                             alignCorners: true).squeeze(dim: 0).squeeze(dim: 0).to(.int64)
+        }
+        return (xd, yd)
+    }
+}
+
+/// Separable Gaussian blur of every channel of (C, spatial...) with `sigma` voxels.
+public func gaussianBlur(_ x: Tensor, sigma: Double) throws -> Tensor {
+    let radius = Swift.max(1, Int((3 * sigma).rounded(.up)))
+    var weights = (-radius...radius).map { Float(exp(-0.5 * Double($0 * $0) / (sigma * sigma))) }
+    let total = weights.reduce(0, +)
+    weights = weights.map { $0 / total }
+    let channels = x.size(0), rank = x.rank - 1
+    var out = try x.unsqueeze(dim: 0)
+    for axis in 0..<rank {
+        var shape = [channels, 1] + Array(repeating: 1, count: rank)
+        shape[2 + axis] = weights.count
+        let kernel = try Tensor(weights, shape: [1, 1] + Array(shape.dropFirst(2))).expand(shape).contiguous()
+        var padding = Array(repeating: 0, count: rank)
+        padding[axis] = radius
+        out = try F.conv(out, weight: kernel, padding: padding, groups: channels)
+    }
+    return try out.squeeze(dim: 0)
 }
 
 /// Row-major 3x3 rotation R = Rz Ry Rx for angles (x, y, z) in radians.

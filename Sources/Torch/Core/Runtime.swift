@@ -19,6 +19,19 @@ public enum Runtime {
         set { ct_set_num_threads(Int32(Swift.max(1, newValue))) }
     }
 
+    /// Installs Concord's caching CPU allocator (done by `configureDefaultThreads`; idempotent).
+    public static func installCachingAllocator() { _ = ct_tune_allocator() }
+
+    /// Bytes of CPU tensors alive now and at the peak since `resetPeakMemory`, as counted by
+    /// Concord's allocator (zero until it is installed).
+    public static var memory: (live: Int, peak: Int) {
+        var live: Int64 = 0, peak: Int64 = 0
+        ct_allocator_stats(&live, &peak)
+        return (Int(live), Int(peak))
+    }
+
+    public static func resetPeakMemory() { ct_allocator_reset_peak() }
+
     public static var cudaAvailable: Bool { ct_cuda_is_available() != 0 }
     public static var cudaDeviceCount: Int { Int(ct_cuda_device_count()) }
     public static var mkldnnAvailable: Bool { ct_mkldnn_is_available() != 0 }
