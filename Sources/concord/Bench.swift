@@ -210,6 +210,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Window size (cubic).") var patch = 64
         @Option(help: "Overlap.") var overlap = 0.5
         @Option(help: "Windows per batch.") var windowBatch = 2
+        @Option(help: "Blending: gaussian (sigma 0.125 x window) or constant.") var blend = "gaussian"
         @Option(help: "Folder to write input.f32, output.f32 and weights.safetensors for the Python side.") var export: String?
 
         func run() throws {
@@ -219,7 +220,8 @@ struct Bench: ParsableCommand {
             let net = try UNet(inChannels: 2, numClasses: 4, config: UNetConfig(widths: [16, 32, 64, 128, 256]))
             net.eval()
             let x = try Tensor.randn([2] + dims)
-            let inference = SlidingWindowInference(patch: [patch, patch, patch], overlap: overlap, windowBatch: windowBatch)
+            let inference = SlidingWindowInference(patch: [patch, patch, patch], overlap: overlap, windowBatch: windowBatch,
+                                                   sigmaScale: blend == "constant" ? 0 : 0.125)
             let start = DispatchTime.now()
             let out = try inference.run(images: x, present: [true, true]) { windows in
                 [try F.softmax(net(Tensor.cat(windows.map { $0! }, dim: 1)), dim: 1)]

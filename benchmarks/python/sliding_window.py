@@ -18,6 +18,7 @@ ap.add_argument("--patch", type=int, default=64)
 ap.add_argument("--overlap", type=float, default=0.5)
 ap.add_argument("--batch", type=int, default=2)
 ap.add_argument("--threads", type=int, default=os.cpu_count())
+ap.add_argument("--blend", default="gaussian", choices=["gaussian", "constant"])
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dims = [int(v) for v in a.size.split(",")]
@@ -28,7 +29,7 @@ x = torch.from_numpy(np.fromfile(os.path.join(a.dir, "input.f32"), dtype=np.floa
 with torch.no_grad():
     t = time.perf_counter()
     y = sliding_window_inference(x, (a.patch,) * 3, a.batch, lambda w: torch.softmax(net(w), 1), overlap=a.overlap,
-                                 mode="gaussian", sigma_scale=0.125)
+                                 mode=a.blend, sigma_scale=0.125)
     dt = time.perf_counter() - t
 ref = np.fromfile(os.path.join(a.dir, "output.f32"), dtype=np.float32).reshape([4] + dims)
 diff = np.abs(y[0].numpy() - ref).max()

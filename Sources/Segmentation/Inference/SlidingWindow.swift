@@ -33,8 +33,10 @@ public struct SlidingWindowInference: Sendable {
         return (0..<count).map { Int((Double($0) * actual).rounded()) }
     }
 
-    /// The importance map (patch...), maximum 1, no zeros.
+    /// The importance map (patch...), maximum 1, no zeros. `sigmaScale` 0 gives constant weights
+    /// (a plain average of overlapping windows, MONAI's mode="constant").
     public func gaussian() throws -> Tensor {
+        if sigmaScale <= 0 { return try Tensor.ones(patch) }
         var map: Tensor? = nil
         for (d, n) in patch.enumerated() {
             let sigma = Swift.max(Double(n) * sigmaScale, 1e-3), centre = Double(n - 1) / 2
