@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 /// Whether the channels of a case come from the same patient (paired, roughly co-registered) or
 /// the dataset pools single-modality cohorts of different patients (unpaired).
@@ -221,7 +222,7 @@ public struct DatasetDescription: Codable, Equatable, Sendable {
             ? url.appendingPathComponent("dataset.json") : url
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try DatasetAtomicFile.write(try enc.encode(self), to: file)
+        try AtomicFile.write(try enc.encode(self), to: file)
     }
 
     static func explain(_ e: DecodingError) -> String {
@@ -231,25 +232,6 @@ public struct DatasetDescription: Codable, Equatable, Sendable {
         case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx): return "wrong type at \(path(ctx.codingPath)): \(ctx.debugDescription)"
         case .dataCorrupted(let ctx): return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
         @unknown default: return "\(e)"
-        }
-    }
-}
-
-/// Atomic file writes: the data go to a temporary file in the destination's folder, which is then
-/// renamed over the destination (readers see the old file or the new one, never a partial one).
-enum DatasetAtomicFile {
-    /// Writes `data` to `url` atomically (the temporary file's name is unique per call).
-    static func write(_ data: Data, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: data) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: tmp.path, NSLocalizedDescriptionKey: "cannot create \(tmp.path)"])
-        }
-        if rename(tmp.path, url.path) != 0 {
-            let err = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: "cannot rename \(tmp.lastPathComponent) to \(url.path): \(err)"])
         }
     }
 }

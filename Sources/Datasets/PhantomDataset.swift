@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 import Volumes
 
 /// What `Phantom.writeDataset` records in `phantom.json` next to `dataset.json`: how to regenerate
@@ -100,7 +101,7 @@ extension Phantom {
         let record = PhantomDatasetRecord(generatorVersion: generatorVersion, seed: seed, config: config, cases: records.map { $0! })
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try DatasetAtomicFile.write(try enc.encode(record), to: root.appendingPathComponent(PhantomDatasetRecord.fileName))
+        try AtomicFile.write(try enc.encode(record), to: root.appendingPathComponent(PhantomDatasetRecord.fileName))
 
         let names = config.modalityList.map(\.channelName)
         let description = DatasetDescription(

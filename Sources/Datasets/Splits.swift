@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 /// Errors making or reading splits.
 public struct SplitsError: Error, CustomStringConvertible, LocalizedError, Sendable {
@@ -124,7 +125,7 @@ public struct Splits: Codable, Equatable, Sendable {
     public func save(to url: URL) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try DatasetAtomicFile.write(try enc.encode(self), to: Splits.fileURL(url))
+        try AtomicFile.write(try enc.encode(self), to: Splits.fileURL(url))
     }
 
     /// Reads `splits.json` (`url` a folder or the file) and checks it is consistent.

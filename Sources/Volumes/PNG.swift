@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 import CZlib
 #if canImport(Glibc)
 import Glibc
@@ -211,30 +212,8 @@ public struct PNGImage: Equatable, Sendable {
     }
 
     static func writeAtomically(_ data: Data, to url: URL) throws {
-        let directory = url.deletingLastPathComponent()
-        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-            throw PNGError.writeFailed(path: url.path, reason: "cannot create \(temporary.path)")
-        }
-        do {
-            let handle = try FileHandle(forWritingTo: temporary)
-            do {
-                try handle.write(contentsOf: data)
-                try handle.synchronize()
-                try handle.close()
-            } catch {
-                try? handle.close()
-                throw error
-            }
-            guard rename(temporary.path, url.path) == 0 else {
-                throw PNGError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
-            }
-        } catch let error as PNGError {
-            try? FileManager.default.removeItem(at: temporary)
-            throw error
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw PNGError.writeFailed(path: url.path, reason: "\(error)")
+        do { try AtomicFile.write(data, to: url) } catch {
+            throw PNGError.writeFailed(path: url.path, reason: String(describing: error))
         }
     }
 }

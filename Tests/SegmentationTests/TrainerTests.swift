@@ -157,3 +157,36 @@ final class AugmentationTests: XCTestCase {
         }
     }
 }
+
+final class MisalignmentAugmentationTests: XCTestCase {
+    /// Channel 0 and the label never move; channel 1 moves by at most the requested millimetres.
+    func testOnlyNonReferenceChannelsMoveByAtMostTheRequestedDistance() throws {
+        var aug = Augmentation.none
+        aug.misalignProbability = 1
+        aug.misalignMM = 4
+        aug.spacing = [2, 1, 1]                                   // D, H, W in mm
+        let n = 16
+        var blob = [Float](repeating: 0, count: n * n * n)
+        for z in 6..<10 { for y in 6..<10 { for x in 6..<10 { blob[(z * n + y) * n + x] = 1 } } }
+        let image = try Tensor(blob + blob, shape: [2, n, n, n])
+        let label = try Tensor(blob.map { Int64($0) }, shape: [n, n, n])
+        func centroid(_ t: Tensor) throws -> [Double] {
+            let v = try t.toArray(Float.self)
+            var s = [0.0, 0.0, 0.0], w = 0.0
+            for (i, x) in v.enumerated() where x > 0 { s[0] += Double(i / (n * n)) * Double(x); s[1] += Double((i / n) % n) * Double(x); s[2] += Double(i % n) * Double(x); w += Double(x) }
+            return s.map { $0 / w }
+        }
+        var moved = 0
+        for seed in 0..<6 as Range<UInt64> {
+            var rng = SplitMix64(seed: seed)
+            let (x, y) = try aug(image: image, label: label, rng: &rng)
+            XCTAssertEqual(try x.narrow(dim: 0, start: 0, length: 1).toArray(Float.self), blob)
+            XCTAssertEqual(try y!.toArray(Int64.self), blob.map { Int64($0) })
+            let c0 = try centroid(x.narrow(dim: 0, start: 0, length: 1)), c1 = try centroid(x.narrow(dim: 0, start: 1, length: 1))
+            let mm = ((c1[0] - c0[0]) * 2 * (c1[0] - c0[0]) * 2 + (c1[1] - c0[1]) * (c1[1] - c0[1]) + (c1[2] - c0[2]) * (c1[2] - c0[2])).squareRoot()
+            XCTAssertLessThanOrEqual(mm, 4 * 3.0.squareRoot() + 0.5, "seed \(seed)")
+            if mm > 0.5 { moved += 1 }
+        }
+        XCTAssertGreaterThan(moved, 3)
+    }
+}

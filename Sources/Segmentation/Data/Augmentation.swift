@@ -22,6 +22,14 @@ public struct Augmentation: Codable, Sendable {
     /// axis, up to `elasticMagnitude` voxels), smoothly interpolated (off by default, as nnU-Net).
     public var elasticProbability: Double = 0
     public var elasticMagnitude: Double = 2
+    /// Simulated misalignment for training robustness: each non-reference channel (index >= 1) gets
+    /// its own random rigid transform (translation up to `misalignMM`, rotation up to
+    /// `misalignDegrees` per axis); the label stays with channel 0. `spacing` (mm per tensor axis
+    /// D, H, W) converts millimetres to voxels; the trainer sets it from the preprocessing plan.
+    public var misalignProbability: Double = 0
+    public var misalignMM: Double = 0
+    public var misalignDegrees: Double = 0
+    public var spacing: [Double] = [1, 1, 1]
     /// Gaussian blur of each channel with sigma drawn from `blurSigma` (voxels).
     public var blurProbability: Double = 0.1
     public var blurSigma: [Double] = [0.5, 1.0]
@@ -32,7 +40,7 @@ public struct Augmentation: Codable, Sendable {
         var a = Augmentation()
         a.flipProbability = 0; a.affineProbability = 0; a.intensityScale = 0; a.intensityShift = 0
         a.noiseProbability = 0; a.gammaProbability = 0; a.rot90Probability = 0; a.elasticProbability = 0
-        a.blurProbability = 0
+        a.blurProbability = 0; a.misalignProbability = 0
         return a
     }()
 
@@ -58,6 +66,9 @@ public struct Augmentation: Codable, Sendable {
         }
         if spatial == 3 && rng.uniform() < elasticProbability {
             (x, y) = try elastic(x, y, rng: &rng)
+        }
+        if spatial == 3 && x.size(0) > 1 && (misalignMM > 0 || misalignDegrees > 0) && rng.uniform() < misalignProbability {
+            x = try misalign(x, rng: &rng)
         }
         let channels = x.size(0)
         var scales: [Float] = [], shifts: [Float] = []
@@ -124,6 +135,32 @@ extension Augmentation {
                              alignCorners: true).squeeze(dim: 0).squeeze(dim: 0).to(.int64)
         }
         return (xd, yd)
+    }
+}
+
+extension Augmentation {
+    /// Moves channels 1... by independent random rigid transforms (in millimetres).
+    func misalign(_ x: Tensor, rng: inout SplitMix64) throws -> Tensor {
+        let dims = Array(x.shape.dropFirst())                                   // D, H, W
+        // Grid coordinates are (x, y, z) = (W, H, D); half-extent in mm per grid axis.
+        let half = [2, 1, 0].map { Double(dims[$0] - 1) / 2 * spacing[$0] }
+        var channels = [try x.narrow(dim: 0, start: 0, length: 1)]
+        for c in 1..<x.size(0) {
+            let r = misalignDegrees * Double.pi / 180
+            let rotation = rotationMatrix((0..<3).map { _ in r * (2 * rng.uniform() - 1) })
+            let t = (0..<3).map { _ in misalignMM * (2 * rng.uniform() - 1) }
+            // theta = S^-1 R S | S^-1 t, with S = diag(half): rotation and translation in mm.
+            var rows: [Float] = []
+            for i in 0..<3 {
+                for j in 0..<3 { rows.append(Float(rotation[3 * i + j] * half[j] / Swift.max(half[i], 1e-9))) }
+                rows.append(Float(t[i] / Swift.max(half[i], 1e-9)))
+            }
+            let theta = try Tensor(rows, shape: [1, 3, 4])
+            let grid = try F.affineGrid(theta: theta, size: [1, 1] + dims, alignCorners: true)
+            channels.append(try F.gridSample(x.narrow(dim: 0, start: c, length: 1).unsqueeze(dim: 0), grid: grid,
+                                             padding: .border, alignCorners: true).squeeze(dim: 0))
+        }
+        return try Tensor.cat(channels, dim: 0)
     }
 }
 

@@ -87,7 +87,7 @@ public enum DatasetLoading {
         }
         let data = TrainingData(modalityNames: modalityNames, numClasses: labelNames.count, paired: paired,
                                 labeled: try prepare(labeled, keepLabel: true), unlabeled: try prepare(unlabeled, keepLabel: false),
-                                validation: try prepare(validation, keepLabel: true))
+                                validation: try prepare(validation, keepLabel: true), spacing: plan.targetSpacing.reversed())
         log(String(format: "preprocessed in %.1f s total", Date().timeIntervalSince(started)))
         let description = RunDescription(
             concordVersion: ConcordVersion.string, dataset: dataset.path, modalityNames: modalityNames,

@@ -9,11 +9,13 @@ public struct TrainingData {
     public var labeled: [PreparedCase]
     public var unlabeled: [PreparedCase]
     public var validation: [PreparedCase]
+    /// Voxel size in mm along the tensor axes (D, H, W) of the prepared cases.
+    public var spacing: [Double]
 
     public init(modalityNames: [String], numClasses: Int, paired: Bool, labeled: [PreparedCase], unlabeled: [PreparedCase],
-                validation: [PreparedCase]) {
+                validation: [PreparedCase], spacing: [Double] = [1, 1, 1]) {
         self.modalityNames = modalityNames; self.numClasses = numClasses; self.paired = paired
-        self.labeled = labeled; self.unlabeled = unlabeled; self.validation = validation
+        self.labeled = labeled; self.unlabeled = unlabeled; self.validation = validation; self.spacing = spacing
     }
 }
 
@@ -139,10 +141,12 @@ public final class Trainer {
     /// last and best checkpoints are written and the summary says how far it got.
     public func train(stoppingAt stop: Int? = nil, deadline: Date? = nil) throws -> TrainingSummary {
         let log = try TrainingLog(url: run.appendingPathComponent("log.jsonl"))
+        var augmentation = config.augmentation
+        augmentation.spacing = data.spacing
         let source = try BatchSource(labeled: data.labeled, unlabeled: config.method == "supervised" ? [] : data.unlabeled,
                                      labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
                                      sampler: PatchSampler(patch: config.patch, foregroundFraction: config.foregroundFraction),
-                                     augmentation: config.augmentation, seed: config.seed)
+                                     augmentation: augmentation, seed: config.seed)
         let prefetcher = BatchPrefetcher(source: source, from: startIteration, to: config.iterations)
         defer { prefetcher.stop() }
         InterruptFlag.shared.install()
