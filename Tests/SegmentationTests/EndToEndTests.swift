@@ -194,4 +194,44 @@ final class EndToEndTests: XCTestCase {
             try runConcord(["train", "--dataset", data, "--iterations", "\(ck.iteration + 1)", "--resume", "--out", run.path])
         }
     }
+
+    /// Unpaired modalities (the AMOS setting): each case has one modality, dataset.json says
+    /// "pairing": "unpaired" with channels_present; check passes, CMC trains (one case per modality
+    /// per batch element) and predicts single-modality cases through their own branch.
+    func testUnpairedDatasetTrainsAndPredicts() throws {
+        let data = root.appendingPathComponent("data")
+        try runConcord(["synth", "--out", data.path, "--cases", "8", "--unlabeled", "2", "--size", "24"])
+        let fm = FileManager.default
+        var present: [String: [Int]] = [:]
+        for folder in ["imagesTr", "imagesUnlabeled"] {
+            let names = try fm.contentsOfDirectory(atPath: data.appendingPathComponent(folder).path)
+                .filter { $0.hasSuffix("_0000.nii.gz") }.map { String($0.dropLast(12)) }.sorted()
+            for (i, name) in names.enumerated() {
+                let drop = i % 2 == 0 ? 1 : 0
+                try fm.removeItem(at: data.appendingPathComponent("\(folder)/\(name)_000\(drop).nii.gz"))
+                present[name] = [1 - drop]
+            }
+        }
+        let url = data.appendingPathComponent("dataset.json")
+        var description = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        description["pairing"] = "unpaired"
+        description["channels_present"] = present
+        try JSONSerialization.data(withJSONObject: description).write(to: url)
+        try runConcord(["check", data.path])
+        let yaml = root.appendingPathComponent("tiny.yaml")
+        try "patch: [16, 24, 24]\nunet: {widths: [4, 8, 16]}\nvalidationInterval: 2\n".write(to: yaml, atomically: true, encoding: .utf8)
+        let run = root.appendingPathComponent("run").path
+        try runConcord(["train", "--dataset", data.path, "--method", "cmc", "--labeled", "1.0", "--iterations", "2", "--config", yaml.path, "--out", run])
+        let splits = try Splits.load(from: URL(fileURLWithPath: run).appendingPathComponent("splits.json"))
+        let inputs = try splits.test.map { name -> String in
+            let m = try XCTUnwrap(present[name]?.first)
+            return data.appendingPathComponent("imagesTr/\(name)_000\(m).nii.gz").path
+        }
+        let predictions = root.appendingPathComponent("pred")
+        try runConcord(["predict", "--run", run, "--input"] + inputs + ["--out", predictions.path])
+        for (name, input) in zip(splits.test, inputs) {
+            let mask = try NIfTI.read(predictions.appendingPathComponent("\(name).nii.gz")).volume
+            XCTAssertEqual(mask.shape, try NIfTI.read(URL(fileURLWithPath: input)).volume.shape)
+        }
+    }
 }
