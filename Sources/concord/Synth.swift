@@ -23,6 +23,7 @@ struct Synth: ParsableCommand {
     @Option(help: "Maximum misalignment of non-reference modalities, mm.") var misalignMm: Double = 0
     @Option(help: "Maximum misalignment rotation, degrees.") var misalignDeg: Double = 0
     @Flag(help: "Replace a dataset already in --out.") var overwrite = false
+    @Flag(help: "Also print how hard the phantom is: per modality, the intensity overlap of class pairs and the accuracy an intensity-only classifier reaches (12 cases).") var stats = false
 
     func run() throws {
         var config = PhantomConfig()
@@ -36,6 +37,7 @@ struct Synth: ParsableCommand {
             FileHandle.standardError.write(Data("\rsynth: case \(done)/\(total)   ".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))
+        if stats { print(PhantomStatistics.measure(seed: seed, cases: 12, config: config).markdown) }
         print(String(format: "wrote %d labelled + %d unlabelled phantom cases to %@ in %.1f s", cases, unlabeled, out, Date().timeIntervalSince(start)))
     }
 }
