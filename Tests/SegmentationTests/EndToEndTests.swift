@@ -112,6 +112,7 @@ final class EndToEndTests: XCTestCase {
         try runConcord(["train", "--dataset", data, "--iterations", "3", "--out", run], expect: 64)
         let resumed = try runConcord(["train", "--dataset", data, "--iterations", "3", "--resume", "--out", run])
         XCTAssertTrue(resumed.contains("resuming from iteration 2"), resumed)
+        XCTAssertTrue(resumed.contains("plan: reusing"), resumed)
         let splits = try Splits.load(from: URL(fileURLWithPath: run).appendingPathComponent("splits.json"))
         let inputs = splits.test.flatMap { name in (0..<2).map { "\(data)/imagesTr/\(name)_000\($0).nii.gz" } }
         let predictions = root.appendingPathComponent("pred").path

@@ -73,22 +73,33 @@ public enum DatasetLoading {
             }
         }
         let started = Date()
-        let labeled = try parallelMap(try cases(splits.labeled)) { try read($0, withLabel: true, allowedLabels: allowed) }
-        let unlabeled = try parallelMap(try cases(splits.unlabeled)) { try read($0, withLabel: false, allowedLabels: allowed) }
-        let validation = try parallelMap(try cases(splits.val)) { try read($0, withLabel: true, allowedLabels: allowed) }
-        log(String(format: "read %d cases in %.1f s", labeled.count + unlabeled.count + validation.count, Date().timeIntervalSince(started)))
-        let plan = try PreprocessingPlan.make(cases: labeled + unlabeled, channelNames: modalityNames)
+        let labeledCases = try cases(splits.labeled), unlabeledCases = try cases(splits.unlabeled), validationCases = try cases(splits.val)
+        // A resumed run keeps its plan (run.json); a new one measures it on the training cases.
+        let plan: PreprocessingPlan
+        if let existing = try? RunDescription.read(from: run), existing.dataset == dataset.path {
+            plan = existing.plan
+            log("plan: reusing \(RunDescription.url(in: run).path)")
+        } else {
+            let training = try parallelMap(labeledCases) { try read($0, withLabel: true, allowedLabels: allowed) }
+                + parallelMap(unlabeledCases) { try read($0, withLabel: false, allowedLabels: allowed) }
+            plan = try PreprocessingPlan.make(cases: training, channelNames: modalityNames)
+        }
         log("plan: target spacing \(plan.targetSpacing.map { String(format: "%.3g", $0) }.joined(separator: " x ")) mm, normalisation \(plan.normalization.map(describe).joined(separator: ", "))")
-        func prepare(_ list: [CaseVolumes], keepLabel: Bool) throws -> [PreparedCase] {
+        let cache = PreparedCaseCache(folder: run.appendingPathComponent("preprocessed"), plan: plan)
+        func prepare(_ list: [DatasetCase], keepLabel: Bool) throws -> [PreparedCase] {
             try parallelMap(list) { c in
-                let p = try plan.apply(c)
-                return try PreparedCase(name: p.name, channels: p.channels, present: p.present, label: keepLabel ? p.label : nil)
+                if let hit = try cache.load(c.name, withLabel: keepLabel) { return hit }
+                let p = try plan.apply(try read(c, withLabel: keepLabel, allowedLabels: allowed))
+                let prepared = try PreparedCase(name: p.name, channels: p.channels, present: p.present, label: keepLabel ? p.label : nil)
+                try cache.save(prepared)
+                return prepared
             }
         }
         let data = TrainingData(modalityNames: modalityNames, numClasses: labelNames.count, paired: paired,
-                                labeled: try prepare(labeled, keepLabel: true), unlabeled: try prepare(unlabeled, keepLabel: false),
-                                validation: try prepare(validation, keepLabel: true), spacing: plan.targetSpacing.reversed())
-        log(String(format: "preprocessed in %.1f s total", Date().timeIntervalSince(started)))
+                                labeled: try prepare(labeledCases, keepLabel: true), unlabeled: try prepare(unlabeledCases, keepLabel: false),
+                                validation: try prepare(validationCases, keepLabel: true), spacing: plan.targetSpacing.reversed())
+        log(String(format: "%d cases ready in %.1f s (cache: %@)", labeledCases.count + unlabeledCases.count + validationCases.count,
+                   Date().timeIntervalSince(started), cache.folder.path))
         let description = RunDescription(
             concordVersion: ConcordVersion.string, dataset: dataset.path, modalityNames: modalityNames,
             classNames: Dictionary(uniqueKeysWithValues: labelNames.enumerated().map { ($0.offset, $0.element) }),
@@ -102,6 +113,42 @@ public enum DatasetLoading {
         case .zscore(let nonZero): return nonZero ? "z-score (non-zero)" : "z-score"
         case .none: return "none"
         }
+    }
+}
+
+/// Preprocessed cases saved in the run (safetensors: images, label, presence), keyed by a hash
+/// of the preprocessing plan, so a resumed run does not preprocess again.
+struct PreparedCaseCache {
+    let folder: URL
+    let planHash: String
+
+    init(folder: URL, plan: PreprocessingPlan) {
+        self.folder = folder
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let bytes = (try? encoder.encode(plan)) ?? Data()
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a
+        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        planHash = String(hash, radix: 16)
+    }
+
+    func url(_ name: String) -> URL { folder.appendingPathComponent("\(name).safetensors") }
+
+    func load(_ name: String, withLabel: Bool) throws -> PreparedCase? {
+        guard FileManager.default.fileExists(atPath: url(name).path),
+              let file = try? Safetensors.read(url(name)), file.metadata["plan"] == planHash else { return nil }
+        let tensors = file.dictionary
+        guard let images = tensors["images"], let present = file.metadata["present"] else { return nil }
+        if withLabel && tensors["label"] == nil { return nil }
+        return PreparedCase(name: name, images: images, label: withLabel ? tensors["label"] : nil,
+                            present: present.split(separator: ",").map { $0 == "1" })
+    }
+
+    func save(_ c: PreparedCase) throws {
+        var tensors: [(String, Tensor)] = [("images", c.images)]
+        if let label = c.label { tensors.append(("label", label)) }
+        try Safetensors.write(tensors, metadata: ["plan": planHash, "present": c.present.map { $0 ? "1" : "0" }.joined(separator: ",")],
+                              to: url(c.name))
     }
 }
 
