@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Segmentation
 @testable import Torch
+import Volumes
 
 /// A tiny synthetic two-modality case: a cube (class 1) inside a shell (class 2); modality 0 shows
 /// the cube, modality 1 the shell, both noisy.
@@ -188,5 +189,33 @@ final class MisalignmentAugmentationTests: XCTestCase {
             if mm > 0.5 { moved += 1 }
         }
         XCTAssertGreaterThan(moved, 3)
+    }
+}
+
+final class RunDescriptionTests: XCTestCase {
+    /// A run written before a setting existed still loads; the setting takes its default.
+    func testOlderRunWithoutANewSettingLoads() throws {
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("concord-rd-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: run) }
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let plan = PreprocessingPlan(targetSpacing: [1, 1, 1], normalization: [.zscore(nonZeroOnly: false)])
+        var config = TrainingConfig()
+        config.iterations = 17
+        try RunDescription(concordVersion: "test", dataset: "/data", modalityNames: ["A"], classNames: [0: "bg", 1: "fg"], paired: true,
+                           fileEnding: ".nii.gz", plan: plan, config: config).write(to: run)
+        let url = RunDescription.url(in: run)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var settings = try XCTUnwrap(object["config"] as? [String: Any])
+        var augmentation = try XCTUnwrap(settings["augmentation"] as? [String: Any])
+        augmentation["misalignProbability"] = nil
+        settings["augmentation"] = augmentation
+        settings["gradientClip"] = nil
+        object["config"] = settings
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+        let loaded = try RunDescription.read(from: run)
+        XCTAssertEqual(loaded.config.iterations, 17)
+        XCTAssertEqual(loaded.config.gradientClip, TrainingConfig().gradientClip)
+        XCTAssertEqual(loaded.config.augmentation.misalignProbability, 0)
+        XCTAssertEqual(loaded.numClasses, 2)
     }
 }

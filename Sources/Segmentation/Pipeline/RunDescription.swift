@@ -40,7 +40,15 @@ public struct RunDescription: Codable {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw TorchError("\(run.path) is not a Concord run (no run.json)")
         }
-        do { return try JSONDecoder().decode(RunDescription.self, from: data) } catch {
+        do {
+            // The training settings are read over today's defaults, so a run written before a
+            // setting existed still loads (the new setting takes its default).
+            guard var object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let settings = object["config"] as? [String: Any] else { throw TorchError("not a JSON object with a config") }
+            let config = try TrainingConfig.overriding(settings)
+            object["config"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config))
+            return try JSONDecoder().decode(RunDescription.self, from: JSONSerialization.data(withJSONObject: object))
+        } catch {
             throw TorchError("\(url.path): unreadable (\(error))")
         }
     }
