@@ -5,6 +5,13 @@ import Torch
 import Volumes
 import Metrics
 
+/// Peak resident memory of this process so far, in MB (getrusage's ru_maxrss is in KB on Linux).
+func peakResidentMB() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
 /// `concord bench`: speed measurements quoted in BENCHMARKS.md.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,10 +61,11 @@ struct Bench: ParsableCommand {
             let summary = "train step, U-Net \(w), batch \(batch)x\(channels)x\(size)^3, \(Runtime.threads) threads, \(dev): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))) over \(steps) steps; \(net.parameterCount) parameters; libtorch \(Runtime.libtorchVersion)"
             if json {
                 let object: [String: Any] = ["median_s": median, "min_s": times.first!, "max_s": times.last!, "threads": Runtime.threads,
-                                             "size": size, "batch": batch, "channels": channels, "device": dev.description]
+                                             "size": size, "batch": batch, "channels": channels, "device": dev.description,
+                                             "peak_rss_mb": peakResidentMB()]
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {
-                print(summary)
+                print(summary + String(format: "; peak RSS %.0f MB", peakResidentMB()))
             }
         }
     }
@@ -102,7 +110,7 @@ struct Bench: ParsableCommand {
                                              "threads": Runtime.threads, "size": size, "batch": batch]
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {
-                print("CMC step, 2 modalities, batch \(batch)+\(batch) x 1 x \(size)^3, \(Runtime.threads) threads: median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))); \(method.model.parameterCount) parameters")
+                print("CMC step, 2 modalities, batch \(batch)+\(batch) x 1 x \(size)^3, \(Runtime.threads) threads: median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))); \(method.model.parameterCount) parameters; peak RSS \(String(format: "%.0f", peakResidentMB())) MB")
             }
         }
     }
@@ -164,7 +172,8 @@ struct Bench: ParsableCommand {
             }
             times.removeFirst()
             times.sort()
-            print(String(format: "NIfTI.read %@: median %.4f s (min %.4f) over %d reads", url.lastPathComponent, times[times.count / 2], times[0], repeats))
+            print(String(format: "NIfTI.read %@: median %.4f s (min %.4f) over %d reads; peak RSS %.0f MB", url.lastPathComponent,
+                         times[times.count / 2], times[0], repeats, peakResidentMB()))
         }
     }
 
@@ -195,7 +204,7 @@ struct Bench: ParsableCommand {
             times.sort()
             let r = result!
             print(String(format: "metrics 256x256x128: median %.4f s; dice %.6f hd95 %.6f hd %.6f asd %.6f assd %.6f", times[times.count / 2],
-                         r.dice, r.hd95 ?? .nan, r.hd ?? .nan, r.asd ?? .nan, r.assd ?? .nan))
+                         r.dice, r.hd95 ?? .nan, r.hd ?? .nan, r.asd ?? .nan, r.assd ?? .nan) + String(format: "; peak RSS %.0f MB", peakResidentMB()))
         }
     }
 
@@ -228,8 +237,8 @@ struct Bench: ParsableCommand {
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             let voxels = Double(dims.reduce(1, *))
-            print(String(format: "sliding window %@ (2 ch), window %d^3, overlap %.2f, batch %d: %.2f s, %.3g voxels/s", size, patch, overlap,
-                         windowBatch, seconds, voxels / seconds))
+            print(String(format: "sliding window %@ (2 ch), window %d^3, overlap %.2f, batch %d: %.2f s, %.3g voxels/s; peak RSS %.0f MB", size,
+                         patch, overlap, windowBatch, seconds, voxels / seconds, peakResidentMB()))
             if let export {
                 let folder = URL(fileURLWithPath: export)
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -16,7 +16,8 @@ t = time.perf_counter(); hd95 = binary.hd95(a, b, voxelspacing=sp); t_hd95 = tim
 t = time.perf_counter()
 vals = dict(dice=binary.dc(a, b), hd95=binary.hd95(a, b, sp), hd=binary.hd(a, b, sp), asd=binary.asd(a, b, sp), assd=binary.assd(a, b, sp))
 t_all = time.perf_counter() - t
-print(f"medpy: hd95 alone {t_hd95:.3f} s; dc+hd95+hd+asd+assd {t_all:.3f} s; " + " ".join(f"{k} {v:.6f}" for k, v in vals.items()))
+import resource
+print(f"medpy: hd95 alone {t_hd95:.3f} s; dc+hd95+hd+asd+assd {t_all:.3f} s; " + " ".join(f"{k} {v:.6f}" for k, v in vals.items()) + f"; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (before MONAI)")
 
 try:
     import torch

@@ -2,7 +2,7 @@
 
     benchmarks/python/.venv/bin/python benchmarks/python/nifti_read.py FILE
 """
-import sys, time
+import resource, sys, time
 import nibabel as nib
 import numpy as np
 
@@ -13,4 +13,4 @@ for i in range(6):
     data = nib.load(path).get_fdata(dtype=np.float32)
     times.append(time.perf_counter() - t)
 times = sorted(times[1:])
-print(f"nibabel {path}: median {times[len(times) // 2]:.4f} s (min {times[0]:.4f}) shape {data.shape}")
+print(f"nibabel {path}: median {times[len(times) // 2]:.4f} s (min {times[0]:.4f}) shape {data.shape}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -4,7 +4,7 @@ PyTorch state_dict keys), the same input, MONAI's sliding_window_inference with 
 
     benchmarks/python/.venv/bin/python benchmarks/python/sliding_window.py DIR --size 96,192,192
 """
-import argparse, os, time
+import resource, argparse, os, time
 import numpy as np
 import torch
 from safetensors.torch import load_file
@@ -33,4 +33,4 @@ with torch.no_grad():
     dt = time.perf_counter() - t
 ref = np.fromfile(os.path.join(a.dir, "output.f32"), dtype=np.float32).reshape([4] + dims)
 diff = np.abs(y[0].numpy() - ref).max()
-print(f"MONAI sliding_window_inference {a.size}: {dt:.2f} s, {np.prod(dims) / dt:.3g} voxels/s; max |MONAI - Concord| = {diff:.2e}")
+print(f"MONAI sliding_window_inference {a.size}: {dt:.2f} s, {np.prod(dims) / dt:.3g} voxels/s; max |MONAI - Concord| = {diff:.2e}; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -3,7 +3,7 @@
 
     benchmarks/python/.venv/bin/python benchmarks/python/train_step.py --model unet --size 64
 """
-import argparse, json, os, time
+import resource, argparse, json, os, time
 import torch
 from concord_models import UNet, CMCNetwork, dice_ce, csc_loss, cac_loss
 
@@ -48,4 +48,5 @@ for i in range(args.warmup + args.steps):
         times.append(time.perf_counter() - t)
 times.sort()
 print(json.dumps({"model": args.model, "median_s": times[len(times) // 2], "min_s": times[0], "max_s": times[-1],
-                  "threads": torch.get_num_threads(), "torch": torch.__version__, "size": s, "batch": b}))
+                  "threads": torch.get_num_threads(), "torch": torch.__version__, "size": s, "batch": b,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
