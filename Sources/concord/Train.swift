@@ -17,7 +17,7 @@ struct Train: ParsableCommand {
     )
 
     @Option(help: "Dataset folder (nnU-Net v2 raw layout, plus imagesUnlabeled/).") var dataset: String
-    @Option(help: "Method: cmc, cml, mean-teacher, supervised.") var method: String?
+    @Option(help: "Method: cmc, cml, mean-teacher, cps, supervised.") var method: String?
     @Option(help: "Fraction of the training cases that keep their labels, e.g. 0.1.") var labeled: Double?
     @Option(help: "Cubic patch size (or set patch in the config).") var patch: Int?
     @Option(help: "Training iterations.") var iterations: Int?

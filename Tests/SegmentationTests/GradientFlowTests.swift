@@ -83,6 +83,19 @@ final class GradientFlowTests: XCTestCase {
         XCTAssertGreaterThan(try gradientNorm(method.pair.student), 0)
     }
 
+    func testCPSCrossTermReachesBothNetworks() throws {
+        try Runtime.manualSeed(7)
+        let method = try CrossPseudoSupervisionMethod(inputModalities: [0, 1], modalityNames: ["a", "b"], numClasses: 3, unet: tiny)
+        let images = try unlabeledInputs(1).map { $0! }
+        let batch = TrainingBatch(labeledImages: images, labels: [try Tensor.randint(0, 3, shape: [1, 16, 16, 16])].repeated(2),
+                                  unlabeledImages: try unlabeledInputs(2).map { $0! })
+        let terms = try method.losses(batch, progress: TrainingProgress(step: 10, totalSteps: 10))
+        XCTAssertEqual(terms.terms.map(\.name), ["sup", "cps"])
+        try terms.terms[1].value.backward()
+        XCTAssertGreaterThan(try gradientNorm(method.pair.networks[0]), 0)
+        XCTAssertGreaterThan(try gradientNorm(method.pair.networks[1]), 0)
+    }
+
     func testPReLTrainsOnlyTheStudent() throws {
         try Runtime.manualSeed(6)
         let method = try SemiCMLMethod(modalityNames: ["a", "b"], numClasses: 2, unet: tiny)

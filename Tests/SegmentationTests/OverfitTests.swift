@@ -49,6 +49,7 @@ final class OverfitTests: XCTestCase {
 
     func testSupervisedOverfits() throws { XCTAssertGreaterThan(try overfit("supervised", iterations: 100), 0.9) }
     func testMeanTeacherOverfits() throws { XCTAssertGreaterThan(try overfit("mean-teacher", iterations: 100), 0.9) }
+    func testCPSOverfits() throws { XCTAssertGreaterThan(try overfit("cps", iterations: 100), 0.9) }
     func testCMCOverfits() throws { XCTAssertGreaterThan(try overfit("cmc", iterations: 60), 0.9) }
     func testSemiCMLOverfits() throws { XCTAssertGreaterThan(try overfit("cml", iterations: 60), 0.9) }
 }

@@ -17,12 +17,15 @@ public enum MethodFactory {
             let network = try CMCNetwork(config: CMCConfig(modalities: modalityNames.count, numClasses: numClasses,
                                                            unet: config.unet, sharedEncoder: config.cmcSharedEncoder))
             return CMCMethod(network: network, modalityNames: modalityNames, config: config.cmc)
+        case "cps":
+            return try CrossPseudoSupervisionMethod(inputModalities: inputs, modalityNames: modalityNames, numClasses: numClasses,
+                                                    unet: config.unet, config: config.cps)
         case "cml":
             var unet = config.unet
             if unet.dropout == 0 { unet.dropout = 0.1 }   // PReL's stochastic passes need dropout
             return try SemiCMLMethod(modalityNames: modalityNames, numClasses: numClasses, unet: unet, config: config.cml)
         default:
-            throw TorchError("unknown method '\(config.method)' (cmc, cml, mean-teacher, supervised)")
+            throw TorchError("unknown method '\(config.method)' (cmc, cml, mean-teacher, cps, supervised)")
         }
     }
 }

@@ -36,7 +36,8 @@ public struct TrainingConfig: Codable, Sendable {
     /// Semi-CML: best checkpoints per network averaged into the PReL teacher.
     public var cmlTeacherCheckpoints: Int = 3
     public var meanTeacher: MeanTeacherConfig = MeanTeacherConfig()
-    /// Supervised / mean teacher: modalities fed to the network (channel indices); empty = all
+    public var cps: CPSConfig = CPSConfig()
+    /// Supervised / mean teacher / CPS: modalities fed to the network (channel indices); empty = all
     /// (early fusion).
     public var inputModalities: [Int] = []
 
@@ -76,7 +77,7 @@ public struct TrainingConfig: Codable, Sendable {
     /// Checks values a typo could make absurd; the message names the key.
     public func validate() throws {
         func fail(_ s: String) -> TorchError { TorchError("config: \(s)") }
-        guard ["cmc", "cml", "mean-teacher", "supervised"].contains(method) else { throw fail("method must be cmc, cml, mean-teacher or supervised, got '\(method)'") }
+        guard ["cmc", "cml", "mean-teacher", "cps", "supervised"].contains(method) else { throw fail("method must be cmc, cml, mean-teacher, cps or supervised, got '\(method)'") }
         guard iterations > 0 else { throw fail("iterations must be > 0") }
         guard patch.count == unet.rank, patch.allSatisfy({ $0 > 0 && $0 % unet.divisor == 0 }) else {
             throw fail("patch \(patch) must have \(unet.rank) sizes divisible by \(unet.divisor) (2^(stages-1))")
