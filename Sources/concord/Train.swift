@@ -21,6 +21,7 @@ struct Train: ParsableCommand {
     @Option(help: "Fraction of the training cases that keep their labels, e.g. 0.1.") var labeled: Double?
     @Option(help: "Cubic patch size (or set patch in the config).") var patch: Int?
     @Option(help: "Training iterations.") var iterations: Int?
+    @Option(help: "Network dimensions: 3 (volumes) or 2 (slice-wise; cml, supervised, mean-teacher, cps).") var dimensions: Int?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "YAML file with settings (keys as in RUN/config.yaml).") var config: String?
     @Option(help: "Device: cpu, cuda, auto.") var device: String?
@@ -43,6 +44,10 @@ struct Train: ParsableCommand {
             settings = try TrainingConfig.overriding(overrides)
             if let method { settings.method = method }
             if let labeled { settings.labeledRatio = labeled }
+            if let rank = dimensions {
+                settings.unet.rank = rank
+                if settings.patch.count != rank { settings.patch = Array(settings.patch.suffix(rank)) }
+            }
             if let patch { settings.patch = Array(repeating: patch, count: settings.unet.rank) }
             if let iterations { settings.iterations = iterations }
             if let seed { settings.seed = seed }

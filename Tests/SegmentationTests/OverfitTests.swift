@@ -53,3 +53,37 @@ final class OverfitTests: XCTestCase {
     func testCMCOverfits() throws { XCTAssertGreaterThan(try overfit("cmc", iterations: 60), 0.9) }
     func testSemiCMLOverfits() throws { XCTAssertGreaterThan(try overfit("cml", iterations: 60), 0.9) }
 }
+
+/// The slice-wise variant: a 2D U-Net per modality trained on depth-1 patches of 3D volumes.
+final class SliceWiseTests: XCTestCase {
+    func testSemiCML2DTrainsAndPredictsSlices() throws {
+        var config = TrainingConfig()
+        config.method = "cml"
+        config.iterations = 40
+        config.unet = UNetConfig(rank: 2, widths: [8, 16, 32])
+        config.patch = [24, 24]
+        config.labeledBatch = 4
+        config.unlabeledBatch = 2
+        config.learningRate = 1e-2
+        config.schedule = "constant"
+        config.augmentation = .none
+        config.validationInterval = 40
+        config.logInterval = 40
+        config.checkpointInterval = 40
+        XCTAssertEqual(config.volumePatch, [1, 24, 24])
+        let c = try syntheticCase("slices", size: 24, seed: 3)
+        let data = TrainingData(modalityNames: ["A", "B"], numClasses: 3, paired: true, labeled: [c],
+                                unlabeled: [try syntheticCase("u", size: 24, seed: 4, labeled: false)], validation: [c])
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("concord-2d-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: run) }
+        let trainer = try Trainer(config: config, data: data, run: run, resume: false, output: { _ in })
+        _ = try trainer.train()
+        let net = (trainer.method as! SemiCMLMethod).ensemble.networks[0]
+        XCTAssertEqual(try net.encoder.stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
+        let heads = try validate(method: trainer.method, cases: [c], inference: SlidingWindowInference(patch: config.volumePatch), numClasses: 3)
+        XCTAssertGreaterThan(try XCTUnwrap(heads.last ?? nil).meanValue, 0.8)
+        var bad = config
+        bad.method = "cmc"
+        XCTAssertThrowsError(try bad.validate())
+    }
+}

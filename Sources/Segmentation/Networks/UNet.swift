@@ -122,5 +122,14 @@ public final class UNet: Module, Layer {
         super.init()
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try decoder(encoder(x)) }
+    /// A 2D U-Net also takes volumes of single slices, (B, C, 1, H, W), and returns (B, K, 1, H, W):
+    /// that is how the slice-wise variant trains on 3D data (patches of depth 1) and predicts
+    /// (windows of depth 1).
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        if config.rank == 2 && x.rank == 5 {
+            guard x.size(2) == 1 else { throw TorchError("a 2D U-Net takes slices: depth must be 1, got \(x.shape)") }
+            return try decoder(encoder(x.squeeze(dim: 2))).unsqueeze(dim: 2)
+        }
+        return try decoder(encoder(x))
+    }
 }

@@ -28,7 +28,7 @@ public final class Predictor {
         try method.model.loadStateDict(ck.modelDictionary)
         try method.model.to(device)
         method.model.eval()
-        inference = SlidingWindowInference(patch: description.config.patch, overlap: overlap ?? description.config.overlap,
+        inference = SlidingWindowInference(patch: description.config.volumePatch, overlap: overlap ?? description.config.overlap,
                                            windowBatch: description.config.windowBatch, flipTTA: flipTTA, device: device)
     }
 

@@ -73,7 +73,7 @@ public final class Trainer {
         try method.model.to(device)
         optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
         schedule = config.learningRateSchedule()
-        inference = SlidingWindowInference(patch: config.patch, overlap: config.overlap, windowBatch: config.windowBatch, device: device)
+        inference = SlidingWindowInference(patch: config.volumePatch, overlap: config.overlap, windowBatch: config.windowBatch, device: device)
         cmlScores = Array(repeating: [], count: data.modalityNames.count)
         try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
         if resume { try restore() }
@@ -145,7 +145,7 @@ public final class Trainer {
         augmentation.spacing = data.spacing
         let source = try BatchSource(labeled: data.labeled, unlabeled: config.method == "supervised" ? [] : data.unlabeled,
                                      labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
-                                     sampler: PatchSampler(patch: config.patch, foregroundFraction: config.foregroundFraction),
+                                     sampler: PatchSampler(patch: config.volumePatch, foregroundFraction: config.foregroundFraction),
                                      augmentation: augmentation, seed: config.seed)
         let prefetcher = BatchPrefetcher(source: source, from: startIteration, to: config.iterations)
         defer { prefetcher.stop() }

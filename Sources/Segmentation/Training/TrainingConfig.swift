@@ -82,6 +82,9 @@ public struct TrainingConfig: Codable, Sendable {
         guard patch.count == unet.rank, patch.allSatisfy({ $0 > 0 && $0 % unet.divisor == 0 }) else {
             throw fail("patch \(patch) must have \(unet.rank) sizes divisible by \(unet.divisor) (2^(stages-1))")
         }
+        if unet.rank == 2 && !["cml", "supervised", "mean-teacher", "cps"].contains(method) {
+            throw fail("the 2D (slice-wise) network is available for cml, supervised, mean-teacher and cps, not \(method)")
+        }
         guard labeledBatch > 0, unlabeledBatch >= 0 else { throw fail("batch sizes must be positive") }
         guard labeledRatio > 0, labeledRatio <= 1 else { throw fail("labeledRatio must be in (0, 1]") }
         guard ["adam", "adamw", "sgd"].contains(optimizer) else { throw fail("optimizer must be adam, adamw or sgd") }
@@ -91,6 +94,10 @@ public struct TrainingConfig: Codable, Sendable {
         guard validationInterval > 0, checkpointInterval > 0, logInterval > 0 else { throw fail("intervals must be > 0") }
         if method == "cml" && cmlStage1Iterations > iterations { throw fail("cmlStage1Iterations exceeds iterations") }
     }
+
+    /// The patch as cropped from volumes: `patch` itself in 3D; [1, H, W] (single slices) for a 2D
+    /// network.
+    public var volumePatch: [Int] { unet.rank == 2 ? [1] + patch : patch }
 
     public func learningRateSchedule() -> LearningRateSchedule {
         switch schedule {
