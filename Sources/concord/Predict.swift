@@ -47,7 +47,10 @@ struct Predict: ParsableCommand {
         let cases = try CaseFiles.group(inputs: input.map { URL(fileURLWithPath: $0) }, channels: names.count)
         guard !cases.isEmpty else { throw ValidationError("no input files named CASE_XXXX.nii(.gz) found") }
         try predictor.predict(cases.map { CaseInput(name: $0.name, channels: $0.channels) }, out: URL(fileURLWithPath: out),
-                              keep: keep, misalignMM: misalignMm, misalignDegrees: misalignDeg, seed: seed)
+                              keep: keep, misalignMM: misalignMm, misalignDegrees: misalignDeg, seed: seed,
+                              log: { FileHandle.standardError.write(Data("\r".utf8)); print($0) }) { name, done, total in
+            FileHandle.standardError.write(Data("\r\(name): window \(done)/\(total)   ".utf8))
+        }
     }
 }
 

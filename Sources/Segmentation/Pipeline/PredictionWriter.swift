@@ -15,7 +15,8 @@ extension Predictor {
     /// `keep` restricts the channels used (empty = all); misalignment is simulated on the
     /// non-reference channels when a maximum is given.
     public func predict(_ cases: [CaseInput], out: URL, keep: [Int] = [], misalignMM: Double = 0, misalignDegrees: Double = 0,
-                        seed: UInt64 = 0, log: (String) -> Void = { print($0) }) throws {
+                        seed: UInt64 = 0, log: (String) -> Void = { print($0) },
+                        windowProgress: ((String, Int, Int) -> Void)? = nil) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         var rng = SplitMix64(seed: seed)
         for (i, c) in cases.enumerated() {
@@ -33,7 +34,7 @@ extension Predictor {
             if misalignMM > 0 || misalignDegrees > 0 {
                 volumes = try volumes.withSimulatedMisalignment(maxTranslationMM: misalignMM, maxRotationDegrees: misalignDegrees, rng: &rng).volumes
             }
-            let mask = try segment(volumes)
+            let mask = try segment(volumes) { done, total in windowProgress?(c.name, done, total) }
             let target = out.appendingPathComponent(c.name + description.fileEnding)
             try NIfTI.write(mask, to: target, datatype: .uint8, reference: header)
             log(String(format: "[%d/%d] %@ -> %@ (%.1f s)", i + 1, cases.count, c.name, target.path, Date().timeIntervalSince(start)))
