@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import Volumes
 
-/// A seeded generator for the geometry/preprocessing tests (SplitMix64).
+/// The seeded generator of the Volumes tests (SplitMix64).
 struct GeoTestRNG: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }

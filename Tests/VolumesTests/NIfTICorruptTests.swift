@@ -199,7 +199,7 @@ final class NIfTICorruptTests: XCTestCase {
     /// Seeded random byte mutations of headers and gzip streams: every read succeeds or throws a
     /// NIfTIError; none crashes.
     func testRandomMutationsNeverCrash() throws {
-        var rng = SplitMix64(seed: 0xC0C0)
+        var rng = GeoTestRNG(seed: 0xC0C0)
         let sources = ["int16_scaled.nii", "nifti2_int32.nii", "qform_qfac_neg.nii", "fourd_int16.nii.gz", "nifti2_be_int16.nii.gz"]
         var failures = 0, successes = 0
         for round in 0..<400 {
@@ -225,18 +225,5 @@ final class NIfTICorruptTests: XCTestCase {
         try FileManager.default.copyItem(at: Fixtures.url("pair.hdr"), to: url)
         assertNIfTIError(url, ["magic", "missing"]) { try NIfTI.read(url) }
         XCTAssertNoThrow(try NIfTI.readHeader(url))
-    }
-}
-
-/// A small deterministic generator for the mutation test.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
