@@ -106,20 +106,26 @@ extension Volume {
         if box == .full(shape) { return self }
         let s = box.shape
         var out = [Float](repeating: 0, count: box.count)
-        let nx = shape[0], ny = shape[1]
         voxels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                let sp = src.baseAddress!, dp = dst.baseAddress!
-                volumesParallelFor(s[2], grain: max(1, 65_536 / max(s[0] * s[1], 1))) { k in
-                    for j in 0..<s[1] {
-                        let from = box.lower[0] + nx * (box.lower[1] + j + ny * (box.lower[2] + k))
-                        let to = s[0] * (j + s[1] * k)
-                        (dp + to).update(from: sp + from, count: s[0])
-                    }
-                }
+                Volume.copyRows(of: box, in: shape, from: src.baseAddress!, to: dst.baseAddress!, boxIsSource: false)
             }
         }
         return Volume(shape: s, voxels: out, spacing: spacing, affine: affine * Affine.voxelShift(box.lower.map(Double.init)))
+    }
+
+    /// Copies the x-rows of `box` from `source` to `destination`, in parallel over k. One side is a
+    /// volume of shape `shape`, the other a box-shaped buffer (`boxIsSource` says which).
+    static func copyRows(of box: BoundingBox, in shape: [Int], from source: UnsafePointer<Float>,
+                         to destination: UnsafeMutablePointer<Float>, boxIsSource: Bool) {
+        let s = box.shape, nx = shape[0], ny = shape[1]
+        volumesParallelFor(s[2], grain: max(1, 65_536 / max(s[0] * s[1], 1))) { k in
+            for j in 0..<s[1] {
+                let inVolume = box.lower[0] + nx * (box.lower[1] + j + ny * (box.lower[2] + k))
+                let inBox = s[0] * (j + s[1] * k)
+                (destination + (boxIsSource ? inVolume : inBox)).update(from: source + (boxIsSource ? inBox : inVolume), count: s[0])
+            }
+        }
     }
 
     /// Puts this volume back at `box` inside a volume of `shape`, `fill` elsewhere: the inverse of
@@ -130,19 +136,10 @@ extension Volume {
                                      problem: "cannot put a volume of shape \(self.shape) back at box \(box) inside shape \(shape)")
         }
         if box == .full(shape) { return self }
-        let s = box.shape
         var out = [Float](repeating: fill, count: shape.reduce(1, *))
-        let nx = shape[0], ny = shape[1]
         voxels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                let sp = src.baseAddress!, dp = dst.baseAddress!
-                volumesParallelFor(s[2], grain: max(1, 65_536 / max(s[0] * s[1], 1))) { k in
-                    for j in 0..<s[1] {
-                        let to = box.lower[0] + nx * (box.lower[1] + j + ny * (box.lower[2] + k))
-                        let from = s[0] * (j + s[1] * k)
-                        (dp + to).update(from: sp + from, count: s[0])
-                    }
-                }
+                Volume.copyRows(of: box, in: shape, from: src.baseAddress!, to: dst.baseAddress!, boxIsSource: true)
             }
         }
         return Volume(shape: shape, voxels: out, spacing: spacing,
