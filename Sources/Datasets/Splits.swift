@@ -49,9 +49,48 @@ public struct Splits: Codable, Equatable, Sendable {
         self.unlabeled = unlabeled
     }
 
+    /// Labelled ratio per stratum (e.g. per modality of an unpaired dataset), when splits were
+    /// made stratified; nil otherwise.
+    public var labeledRatios: [String: Double]?
+
     /// Makes splits from case names.
+    ///
+    /// With `strata` (case -> group, e.g. its modality in an unpaired dataset), each group is
+    /// split on its own (test, val, train, labelled subset, each at least one training case) with
+    /// `labeledRatios[group]`, else `labeledRatio`, so "10 % labelled" means 10 % of the CT cases
+    /// and 10 % of the MR cases rather than 10 % of the pooled list. Without strata the result is
+    /// the unstratified one (unchanged for existing runs).
     public static func make(labeledCases: [String], unlabeledCases: [String] = [], seed: UInt64,
-                            valFraction: Double = 0.1, testFraction: Double = 0.2, labeledRatio: Double) throws -> Splits {
+                            valFraction: Double = 0.1, testFraction: Double = 0.2, labeledRatio: Double,
+                            strata: [String: String] = [:], labeledRatios: [String: Double] = [:]) throws -> Splits {
+        guard !strata.isEmpty else {
+            return try unstratified(labeledCases: labeledCases, unlabeledCases: unlabeledCases, seed: seed, stream: [],
+                                    valFraction: valFraction, testFraction: testFraction, labeledRatio: labeledRatio)
+        }
+        let groups = Dictionary(grouping: Array(Set(labeledCases)), by: { strata[$0] ?? "" })
+        for (group, ratio) in labeledRatios where !groups.keys.contains(group) {
+            throw SplitsError("labelled ratio given for '\(group)' (\(ratio)), but no labelled case belongs to it; groups: \(groups.keys.sorted().joined(separator: ", "))")
+        }
+        var parts: [Splits] = []
+        for (index, group) in groups.keys.sorted().enumerated() {
+            // Each group's shuffle has its own stream, so adding a group never reshuffles another.
+            parts.append(try unstratified(labeledCases: groups[group]!, unlabeledCases: [], seed: seed, stream: [UInt64(index + 1)],
+                                          valFraction: valFraction, testFraction: testFraction,
+                                          labeledRatio: labeledRatios[group] ?? labeledRatio))
+        }
+        let extra = Array(Set(unlabeledCases))
+        if let both = Set(labeledCases).intersection(extra).sorted().first {
+            throw SplitsError("case \(both) is listed both as labelled and as unlabelled")
+        }
+        var out = Splits(seed: seed, valFraction: valFraction, testFraction: testFraction, labeledRatio: labeledRatio,
+                         train: parts.flatMap(\.train).sorted(), val: parts.flatMap(\.val).sorted(), test: parts.flatMap(\.test).sorted(),
+                         labeled: parts.flatMap(\.labeled).sorted(), unlabeled: (parts.flatMap(\.unlabeled) + extra).sorted())
+        out.labeledRatios = Dictionary(uniqueKeysWithValues: groups.keys.map { ($0, labeledRatios[$0] ?? labeledRatio) })
+        return out
+    }
+
+    static func unstratified(labeledCases: [String], unlabeledCases: [String], seed: UInt64, stream: [UInt64],
+                             valFraction: Double, testFraction: Double, labeledRatio: Double) throws -> Splits {
         guard valFraction.isFinite, testFraction.isFinite, valFraction >= 0, testFraction >= 0, valFraction + testFraction < 1 else {
             throw SplitsError("val fraction \(valFraction) and test fraction \(testFraction) must be >= 0 and sum to less than 1")
         }
@@ -70,7 +109,7 @@ public struct Splits: Codable, Equatable, Sendable {
         while n - nTest - nVal < 1 {
             if nVal > 0 { nVal -= 1 } else { nTest -= 1 }
         }
-        var rng = SeededGenerator(seed: seed, stream: [0x5350_4C49_5453])   // "SPLITS"
+        var rng = SeededGenerator(seed: seed, stream: [0x5350_4C49_5453] + stream)   // "SPLITS"
         rng.shuffle(&names)
         let test = Array(names[0..<nTest])
         let val = Array(names[nTest..<(nTest + nVal)])
@@ -85,10 +124,20 @@ public struct Splits: Codable, Equatable, Sendable {
 
     /// Makes splits for a dataset folder's layout (labelled cases from imagesTr + labelsTr,
     /// unlabelled ones from imagesUnlabeled).
+    /// An unpaired dataset is stratified by modality (each case's first channel name), with
+    /// `labeledRatios` keyed by channel name (e.g. ["CT": 0.1, "MR": 0.2]).
     public static func make(layout: DatasetLayout, seed: UInt64, valFraction: Double = 0.1, testFraction: Double = 0.2,
-                            labeledRatio: Double) throws -> Splits {
-        try make(labeledCases: layout.labeled.map(\.name), unlabeledCases: layout.unlabeled.map(\.name), seed: seed,
-                 valFraction: valFraction, testFraction: testFraction, labeledRatio: labeledRatio)
+                            labeledRatio: Double, labeledRatios: [String: Double] = [:]) throws -> Splits {
+        var strata: [String: String] = [:]
+        if layout.description.pairing == .unpaired {
+            let names = try layout.description.orderedChannelNames()
+            for c in layout.labeled { strata[c.name] = c.presentChannels.first.map { names[$0] } ?? "" }
+        } else if !labeledRatios.isEmpty {
+            throw SplitsError("per-modality labelled ratios apply to unpaired datasets (each case one modality); this dataset is paired")
+        }
+        return try make(labeledCases: layout.labeled.map(\.name), unlabeledCases: layout.unlabeled.map(\.name), seed: seed,
+                        valFraction: valFraction, testFraction: testFraction, labeledRatio: labeledRatio,
+                        strata: strata, labeledRatios: labeledRatios)
     }
 
     /// Every inconsistency (overlaps between the groups, labelled cases outside train); with a

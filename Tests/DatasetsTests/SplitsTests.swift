@@ -78,4 +78,34 @@ final class SplitsTests: XCTestCase {
             XCTAssertTrue("\(e)".contains(broken.train[0]))
         }
     }
+
+    /// Unpaired datasets: the labelled ratio applies within each modality. 10 CT + 20 MR cases at
+    /// 10 %: CT -> test round(0.2*10)=2, val 1, train 7, labelled round(0.7)=1; MR -> test 4, val 2,
+    /// train 14, labelled round(1.4)=1. With MR at 50 %: MR labelled round(7.0)=7.
+    func testStratifiedSplitsLabelEachModality() throws {
+        let ct = (0..<10).map { "ct_\($0)" }, mr = (0..<20).map { "mr_\($0)" }
+        var strata: [String: String] = [:]
+        for c in ct { strata[c] = "CT" }
+        for c in mr { strata[c] = "MR" }
+        let s = try Splits.make(labeledCases: ct + mr, unlabeledCases: extra, seed: 4, labeledRatio: 0.1, strata: strata)
+        func count(_ list: [String], _ prefix: String) -> Int { list.filter { $0.hasPrefix(prefix) }.count }
+        XCTAssertEqual([count(s.test, "ct_"), count(s.val, "ct_"), count(s.train, "ct_"), count(s.labeled, "ct_")], [2, 1, 7, 1])
+        XCTAssertEqual([count(s.test, "mr_"), count(s.val, "mr_"), count(s.train, "mr_"), count(s.labeled, "mr_")], [4, 2, 14, 1])
+        XCTAssertEqual(s.unlabeled.count, 6 + 13 + 20)
+        XCTAssertEqual(s.labeledRatios, ["CT": 0.1, "MR": 0.1])
+        XCTAssertEqual(s.problems(), [])
+        let more = try Splits.make(labeledCases: ct + mr, seed: 4, labeledRatio: 0.1, strata: strata, labeledRatios: ["MR": 0.5])
+        XCTAssertEqual(count(more.labeled, "mr_"), 7)
+        XCTAssertEqual(more.test, s.test)                       // evaluation cases do not depend on ratios
+        XCTAssertTrue(Set(s.labeled).isSubset(of: more.labeled))
+        XCTAssertEqual(more.labeledRatios, ["CT": 0.1, "MR": 0.5])
+        // Reproducible, and a ratio for a group with no case is an error naming it.
+        XCTAssertEqual(try Splits.make(labeledCases: (mr + ct).reversed(), unlabeledCases: extra, seed: 4, labeledRatio: 0.1, strata: strata), s)
+        XCTAssertThrowsError(try Splits.make(labeledCases: ct + mr, seed: 4, labeledRatio: 0.1, strata: strata, labeledRatios: ["PET": 0.2])) {
+            XCTAssertTrue("\($0)".contains("'PET'"), "\($0)")
+        }
+        // Without strata the splits are the unstratified ones.
+        XCTAssertEqual(try Splits.make(labeledCases: names, seed: 1, labeledRatio: 0.1, strata: [:]),
+                       try Splits.make(labeledCases: names, seed: 1, labeledRatio: 0.1))
+    }
 }

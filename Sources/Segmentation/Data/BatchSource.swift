@@ -7,7 +7,8 @@ import Torch
 /// batches the uninterrupted run would have seen. Paired mode crops all modalities of one case at
 /// the same place (one spatial augmentation for all channels and the label). Unpaired mode draws,
 /// for every batch element, one case per modality among the cases where that modality is present
-/// (different patients), each with its own label.
+/// (different patients), each with its own label; a modality without unlabelled cases takes its
+/// unlabelled images from its labelled cases (labels unused).
 public final class BatchSource: @unchecked Sendable {
     public let labeled: [PreparedCase]
     public let unlabeled: [PreparedCase]
@@ -58,12 +59,17 @@ public final class BatchSource: @unchecked Sendable {
                 }
             } else {
                 for m in 0..<modalities {
-                    let candidates = cases.indices.filter { cases[$0].present[m] }
+                    // A modality with no unlabelled case (e.g. a CT cohort with extra unlabelled
+                    // scans and a small, fully labelled MR cohort) draws its unlabelled images from
+                    // its labelled cases, without their labels.
+                    var pool = cases
+                    if !withLabels && !pool.contains(where: { $0.present[m] }) { pool = labeled }
+                    let candidates = pool.indices.filter { pool[$0].present[m] }
                     guard !candidates.isEmpty else { throw TorchError("no case has modality \(m)") }
                     let index = candidates[Int(rng.next() % UInt64(candidates.count))]
-                    let (x, y) = try sample(cases[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
+                    let (x, y) = try sample(pool[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
                     images[m].append(try x.narrow(dim: 0, start: m, length: 1))
-                    if let y { labels[m].append(y) }
+                    if withLabels, let y { labels[m].append(y) }
                 }
             }
         }

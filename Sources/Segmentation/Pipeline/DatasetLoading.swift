@@ -61,10 +61,15 @@ public enum DatasetLoading {
             if !problems.isEmpty { throw TorchError("\(splitsURL.path): \(problems.joined(separator: "; "))") }
             log("splits: reusing \(splitsURL.path)")
         } else {
-            splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio)
+            for name in config.labeledRatioPerModality.keys where !modalityNames.contains(name) {
+                throw TorchError("config: labeledRatioPerModality names '\(name)', which is not a channel of \(dataset.path) (channels: \(modalityNames.joined(separator: ", ")))")
+            }
+            splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio,
+                                     labeledRatios: config.labeledRatioPerModality)
             try splits.save(to: splitsURL)
         }
-        log("splits: \(splits.labeled.count) labelled + \(splits.unlabeled.count) unlabelled training cases, \(splits.val.count) validation, \(splits.test.count) test")
+        log("splits: \(splits.labeled.count) labelled + \(splits.unlabeled.count) unlabelled training cases, \(splits.val.count) validation, \(splits.test.count) test"
+            + (splits.labeledRatios.map { r in " (labelled ratio per modality: " + r.keys.sorted().map { "\($0) \(r[$0]!)" }.joined(separator: ", ") + ")" } ?? ""))
         let allowed = Set(labelNames.indices)
         func cases(_ names: [String]) throws -> [DatasetCase] {
             try names.map { name in

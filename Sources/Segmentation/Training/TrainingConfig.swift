@@ -13,6 +13,9 @@ public struct TrainingConfig: Codable, Sendable {
     public var unlabeledBatch: Int = 2
     public var foregroundFraction: Double = 0.33
     public var labeledRatio: Double = 0.1
+    /// Unpaired datasets: labelled ratio per modality (channel name -> ratio, e.g. {CT: 0.1,
+    /// MR: 0.2}); a modality not listed uses `labeledRatio`. Splits are stratified by modality.
+    public var labeledRatioPerModality: [String: Double] = [:]
     public var optimizer: String = "adam"          // adam | adamw | sgd
     public var learningRate: Double = 1e-3
     public var weightDecay: Double = 1e-4
@@ -87,6 +90,9 @@ public struct TrainingConfig: Codable, Sendable {
         }
         guard labeledBatch > 0, unlabeledBatch >= 0 else { throw fail("batch sizes must be positive") }
         guard labeledRatio > 0, labeledRatio <= 1 else { throw fail("labeledRatio must be in (0, 1]") }
+        for (name, r) in labeledRatioPerModality where !(r > 0 && r <= 1) {
+            throw fail("labeledRatioPerModality.\(name) must be in (0, 1], got \(r)")
+        }
         guard ["adam", "adamw", "sgd"].contains(optimizer) else { throw fail("optimizer must be adam, adamw or sgd") }
         guard ["poly", "constant", "cosine"].contains(schedule) else { throw fail("schedule must be poly, constant or cosine") }
         guard learningRate > 0, learningRate.isFinite else { throw fail("learning_rate must be positive") }
