@@ -1,12 +1,14 @@
 # Concord: the two commands of the README, and a few helpers.
 #   make demo   install what is missing, build, run the phantom demo end to end
 #   make test   install what is missing, run the test suite
+#   make test-real  real scans: fetch TotalSegmentator's example CT/MR (cached outside the repo),
+#                   train CMC unpaired on them with the release binary, check overlap and geometry
 SHELL := /bin/bash
 export OPENBLAS_NUM_THREADS ?= 1
 DEMO_OUT ?= demo-out
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: bootstrap build test demo bench clean
+.PHONY: bootstrap build test test-real demo bench clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -16,6 +18,10 @@ build: bootstrap
 
 test: bootstrap
 	swift test $(SWIFT_BUILD_FLAGS)
+
+test-real: build
+	data=$$(scripts/fetch-real-data | tail -n 1) && \
+	CONCORD_REAL_DATA=$$data CONCORD_BINARY=$(CURDIR)/.build/release/concord swift test $(SWIFT_BUILD_FLAGS) --filter RealDataTests
 
 demo: build
 	.build/release/concord demo --out $(DEMO_OUT)

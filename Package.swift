@@ -55,7 +55,8 @@ let package = Package(
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "Volumes", dependencies: ["CZlib", "Torch"]),
+        .systemLibrary(name: "CDeflate", path: "Sources/CDeflate"),
+        .target(name: "Volumes", dependencies: ["CZlib", "CDeflate", "Torch"]),
         .target(name: "Metrics"),
         .target(name: "Datasets", dependencies: ["Volumes", "Torch"]),
         .target(

@@ -87,7 +87,11 @@ public enum NIfTI {
 
         // the data stream, positioned at vox_offset
         let data: NIfTIByteSource
-        if h.isSingleFile {
+        if h.isSingleFile, src is GzipSource,
+           let whole = NIfTIWholeGzip.inflate(headerURL, expectedSize: h.voxOffset + sizes.rawBytes) {
+            _ = try whole.skip(h.voxOffset)
+            data = whole
+        } else if h.isSingleFile {
             let skip = h.voxOffset - h.headerSize
             if try src.skip(skip) < skip {
                 throw NIfTIError(headerURL, "data", "truncated: the file ends before vox_offset \(h.voxOffset)")

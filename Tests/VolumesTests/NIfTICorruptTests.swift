@@ -96,6 +96,27 @@ final class NIfTICorruptTests: XCTestCase {
         expectError(try file("multicut.nii.gz", cut), ["truncated"], headerToo: false)
     }
 
+    /// The libdeflate fast path reads well-formed single-member files and yields exactly what the
+    /// zlib stream yields; a trailer whose size (ISIZE) disagrees with the header is never trusted
+    /// for an allocation: the fast path declines and zlib's length check reports the file.
+    func testWholeFileInflateMatchesStreamingAndDistrustsTheTrailer() throws {
+        let b = try bytes("int16_scaled.nii")
+        let url = try gzFile("whole.nii.gz", b)
+        let fast = try XCTUnwrap(NIfTIWholeGzip.inflate(url, expectedSize: b.count))
+        var inflated = [UInt8](repeating: 0, count: b.count)
+        XCTAssertEqual(try fast.read(into: &inflated, count: b.count + 10), b.count)
+        XCTAssertEqual(inflated, b)
+        XCTAssertEqual(try NIfTI.read(url).volume.voxels, try NIfTI.read(Fixtures.url("int16_scaled.nii")).volume.voxels)
+        // The header implies a size the trailer contradicts: declined (both ways).
+        XCTAssertNil(NIfTIWholeGzip.inflate(url, expectedSize: b.count + 4096))
+        XCTAssertNil(NIfTIWholeGzip.inflate(url, expectedSize: b.count - 2 * NIfTIWholeGzip.maxSurplus))
+        var lying = Array(try Data(contentsOf: url))
+        put(&lying, lying.count - 4, UInt32(0xFFFF_FF00))       // ISIZE claims ~4 GiB
+        let liar = try file("liar.nii.gz", lying)
+        XCTAssertNil(NIfTIWholeGzip.inflate(liar, expectedSize: b.count))
+        expectError(liar, ["gzip"], headerToo: false)
+    }
+
     func testWrongSizeofHdrAndMagic() throws {
         var b = try bytes("int16_scaled.nii")
         put(&b, 0, Int32(349))
