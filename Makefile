@@ -21,7 +21,8 @@ test: bootstrap
 
 test-real: build
 	data=$$(scripts/fetch-real-data | tail -n 1) && \
-	CONCORD_REAL_DATA=$$data CONCORD_BINARY=$(CURDIR)/.build/release/concord swift test $(SWIFT_BUILD_FLAGS) --filter RealDataTests
+	CONCORD_REAL_DATA=$$data CONCORD_REAL_REFERENCE=$$(dirname $$data)/extracted/tests/reference_files \
+	CONCORD_BINARY=$(CURDIR)/.build/release/concord swift test $(SWIFT_BUILD_FLAGS) --filter RealDataTests
 
 demo: build
 	.build/release/concord demo --out $(DEMO_OUT)

@@ -29,34 +29,58 @@ extension NIfTI {
     /// - Parameter compressionLevel: zlib level for .gz (0...9); 1, like nibabel, favours speed.
     public static func write(_ volume: Volume, to url: URL, datatype: NIfTIDataType = .float32,
                              reference: NIfTIHeader? = nil, compressionLevel: Int = 1) throws {
-        let header = try header(for: volume, url: url, datatype: datatype, reference: reference)
+        try write(frames: [volume], to: url, datatype: datatype, reference: reference, compressionLevel: compressionLevel)
+    }
+
+    /// Writes 3D frames of one grid as one image: a 3D file for one frame (exactly `write(_:to:)`),
+    /// else a 4D file with dim = [4, nx, ny, nz, frames.count] (for example the channels of a Medical
+    /// Segmentation Decathlon case, or a test fixture). Geometry, datatype and overflow rules are
+    /// those of `write(_:to:)`, applied to every frame; the geometry comes from `frames[0]` (or the
+    /// reference). Every frame must have frame 0's shape (else a `NIfTIError` on "dim"); pixdim[4]
+    /// is 1 unless the reference sets it. Atomic like `write(_:to:)`.
+    public static func write(frames: [Volume], to url: URL, datatype: NIfTIDataType = .float32,
+                             reference: NIfTIHeader? = nil, compressionLevel: Int = 1) throws {
+        guard let first = frames.first else { throw NIfTIError(url, "dim", "no frame to write") }
+        var header = try header(for: first, url: url, datatype: datatype, reference: reference)
+        if let t = frames.firstIndex(where: { $0.shape != first.shape }) {
+            throw NIfTIError(url, "dim", "frame \(t) has shape \(frames[t].shape), frame 0 \(first.shape); the frames of one image share one grid")
+        }
+        if frames.count > 1 {
+            guard frames.count <= 32767 else { throw NIfTIError(url, "dim", "\(frames.count) frames do not fit NIfTI-1 (at most 32767)") }
+            header.dim = [4] + first.shape + [frames.count, 1, 1, 1]
+            if !(header.pixdim[4].isFinite && header.pixdim[4] > 0) { header.pixdim[4] = 1 }
+        }
         if datatype.isInteger {
-            let bad = volume.voxels.withUnsafeBufferPointer { NIfTIConvert.firstUnrepresentable(datatype, $0) }
-            if let i = bad {
-                let nx = volume.shape[0], ny = volume.shape[1]
-                let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny))
-                let range = datatype.integerRange!
-                throw NIfTIError(url, "voxel values", "value \(volume.voxels[i]) at voxel (\(x), \(y), \(z)) does not fit \(datatype.name) (\(Int64(range.lowerBound))...\(Int64(range.upperBound))); values are not clamped, nothing was written")
+            for (t, volume) in frames.enumerated() {
+                let bad = volume.voxels.withUnsafeBufferPointer { NIfTIConvert.firstUnrepresentable(datatype, $0) }
+                if let i = bad {
+                    let nx = volume.shape[0], ny = volume.shape[1]
+                    let (x, y, z) = (i % nx, (i / nx) % ny, i / (nx * ny))
+                    let range = datatype.integerRange!
+                    throw NIfTIError(url, "voxel values", "value \(volume.voxels[i]) at voxel (\(x), \(y), \(z))\(frames.count > 1 ? " of frame \(t)" : "") does not fit \(datatype.name) (\(Int64(range.lowerBound))...\(Int64(range.upperBound))); values are not clamped, nothing was written")
+                }
             }
         }
         let bytes = header.encodedNIfTI1()
         try atomicWrite(to: url, gzip: url.path.lowercased().hasSuffix(".gz"), level: compressionLevel) { sink in
             try bytes.withUnsafeBytes { try sink.write($0.baseAddress!, count: $0.count) }
-            try volume.voxels.withUnsafeBufferPointer { voxels in
-                let n = voxels.count
-                if datatype == .float32 && !NIfTIConvert.needsSwap(.little) {
-                    try sink.write(UnsafeRawPointer(voxels.baseAddress!), count: n * 4)
-                    return
-                }
-                let chunk = min(n, 1 << 16)
-                let scratch = UnsafeMutableRawPointer.allocate(byteCount: chunk * datatype.bytesPerVoxel, alignment: 16)
-                defer { scratch.deallocate() }
-                var done = 0
-                while done < n {
-                    let m = min(chunk, n - done)
-                    NIfTIConvert.fromFloat(datatype, src: voxels.baseAddress! + done, dst: scratch, count: m)
-                    try sink.write(scratch, count: m * datatype.bytesPerVoxel)
-                    done += m
+            for volume in frames {
+                try volume.voxels.withUnsafeBufferPointer { voxels in
+                    let n = voxels.count
+                    if datatype == .float32 && !NIfTIConvert.needsSwap(.little) {
+                        try sink.write(UnsafeRawPointer(voxels.baseAddress!), count: n * 4)
+                        return
+                    }
+                    let chunk = min(n, 1 << 16)
+                    let scratch = UnsafeMutableRawPointer.allocate(byteCount: chunk * datatype.bytesPerVoxel, alignment: 16)
+                    defer { scratch.deallocate() }
+                    var done = 0
+                    while done < n {
+                        let m = min(chunk, n - done)
+                        NIfTIConvert.fromFloat(datatype, src: voxels.baseAddress! + done, dst: scratch, count: m)
+                        try sink.write(scratch, count: m * datatype.bytesPerVoxel)
+                        done += m
+                    }
                 }
             }
         }

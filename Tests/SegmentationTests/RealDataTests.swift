@@ -106,4 +106,40 @@ final class RealDataTests: XCTestCase {
         try out.write(to: root.appendingPathComponent("summary.json"))
         print(String(data: out, encoding: .utf8)!)
     }
+
+    /// A real scanner DICOM series (TotalSegmentator's example CT: 20 JPEG 2000 compressed slices,
+    /// anonymised with a blank SeriesInstanceUID) through `concord convert dicom` (dcm2niix plus
+    /// Concord's own geometry check): the volume lands on the grid of the segmentation
+    /// TotalSegmentator's authors produced from the same series (example_seg_dicom.nii.gz).
+    func testRealDICOMSeriesConvertsOntoTheReferenceGrid() throws {
+        guard let references = ProcessInfo.processInfo.environment["CONCORD_REAL_REFERENCE"] else {
+            throw XCTSkip("set CONCORD_REAL_REFERENCE (make test-real sets it to the extracted TotalSegmentator test files)")
+        }
+        let env = ProcessInfo.processInfo.environment
+        let binary = URL(fileURLWithPath: env["CONCORD_BINARY"]
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("concord").path)
+        let refs = URL(fileURLWithPath: references)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("concord-dicom-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("src"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.copyItem(at: refs.appendingPathComponent("example_ct_dicom"), to: root.appendingPathComponent("src/ct"))
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["convert", "dicom", root.appendingPathComponent("src").path, "--out", root.appendingPathComponent("out").path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, output)
+        let image = try NIfTI.read(root.appendingPathComponent("out/imagesUnlabeled/ct_0000.nii.gz"))
+        let reference = try NIfTI.readHeader(refs.appendingPathComponent("example_seg_dicom.nii.gz"))
+        XCTAssertEqual(image.volume.shape, reference.spatialShape)
+        for (a, b) in zip(image.volume.affine.m, reference.affine.m) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        // CT numbers in Hounsfield units: air near -1000, and soft tissue present.
+        let voxels = image.volume.voxels
+        XCTAssertLessThan(voxels.min()!, -900)
+        XCTAssertGreaterThan(voxels.filter { $0 > 0 && $0 < 100 }.count, voxels.count / 20)
+    }
 }
