@@ -66,8 +66,13 @@ struct Train: ParsableCommand {
         print("training \(settings.method) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
         do {
             let summary = try trainer.train()
-            print(String(format: "done: %d iterations in %@, best validation Dice %.4f at iteration %d", summary.iterations,
-                         formatDuration(summary.seconds), summary.bestDice, summary.bestIteration))
+            if loaded.data.validation.isEmpty {
+                // Nothing to select on: best.safetensors is the last checkpoint.
+                print("done: \(summary.iterations) iterations in \(formatDuration(summary.seconds)) (no validation cases)")
+            } else {
+                print(String(format: "done: %d iterations in %@, best validation Dice %.4f at iteration %d", summary.iterations,
+                             formatDuration(summary.seconds), summary.bestDice, summary.bestIteration))
+            }
         } catch let interrupted as TrainingInterrupted {
             print(interrupted.description)
             throw ExitCode(130)

@@ -152,8 +152,18 @@ final class EndToEndTests: XCTestCase {
         try runConcord(["synth", "--out", data, "--cases", "6", "--size", "24"])
         let yaml = root.appendingPathComponent("tiny.yaml")
         try "patch: [16, 24, 24]\nunet: {widths: [4, 8, 16]}\ncheckpointInterval: 1\nvalidationInterval: 1000\n".write(to: yaml, atomically: true, encoding: .utf8)
+        let last = run.appendingPathComponent("checkpoints/last.safetensors")
+        /// Waits (up to 2 min, however loaded the machine) until the run has written its first checkpoint.
+        func waitForFirstCheckpoint(_ process: Process) {
+            let deadline = Date().addingTimeInterval(120)
+            while !FileManager.default.fileExists(atPath: last.path) && process.isRunning && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
         var loaded = 0
-        for delay in [1.5, 2.5, 3.5] {
+        // Killed at different moments after the first checkpoint, i.e. while later checkpoints
+        // (one per iteration here) are being written.
+        for delay in [0.0, 0.07, 0.31] {
             try? FileManager.default.removeItem(at: run)
             let process = Process()
             process.executableURL = concord
@@ -161,10 +171,10 @@ final class EndToEndTests: XCTestCase {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
+            waitForFirstCheckpoint(process)
             Thread.sleep(forTimeInterval: delay)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            let last = run.appendingPathComponent("checkpoints/last.safetensors")
             if FileManager.default.fileExists(atPath: last.path) {
                 let ck = try Checkpoint.read(last)
                 XCTAssertGreaterThan(ck.iteration, 0)
@@ -182,7 +192,7 @@ final class EndToEndTests: XCTestCase {
         interrupted.standardOutput = pipe
         interrupted.standardError = pipe
         try interrupted.run()
-        Thread.sleep(forTimeInterval: 4)
+        waitForFirstCheckpoint(interrupted)
         kill(interrupted.processIdentifier, SIGINT)
         let text = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
         interrupted.waitUntilExit()
