@@ -21,27 +21,7 @@ public enum DatasetValidator {
             declared = [:]      // region labels: already reported by the description check
         }
         let cases = layout.allCases
-        var results = [[DatasetProblem]](repeating: [], count: cases.count)
-        let lock = NSLock()
-        let workers = max(1, min(threads, cases.count))
-        if workers <= 1 {
-            for (i, c) in cases.enumerated() { results[i] = validate(c, root: root, declaredLabels: declared) }
-        } else {
-            var next = 0
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while true {
-                    lock.lock()
-                    let i = next
-                    next += 1
-                    lock.unlock()
-                    guard i < cases.count else { return }
-                    let r = validate(cases[i], root: root, declaredLabels: declared)
-                    lock.lock()
-                    results[i] = r
-                    lock.unlock()
-                }
-            }
-        }
+        let results = ParallelWork.map(count: cases.count, workers: threads) { validate(cases[$0], root: root, declaredLabels: declared) }
         return layoutProblems + results.flatMap { $0 }
     }
 

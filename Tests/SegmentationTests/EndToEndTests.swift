@@ -77,19 +77,10 @@ final class EndToEndTests: XCTestCase {
             XCTFail("the concord binary is not at \(concord.path): build it with `swift build` (swift test builds it)", file: file, line: line)
             return ""
         }
-        let process = Process()
-        process.executableURL = concord
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["CONCORD_THREADS"] = "2"
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, status, "concord \(arguments.joined(separator: " ")):\n\(output)", file: file, line: line)
+        let (terminationStatus, output) = try runProcess(concord, arguments, environment: env)
+        XCTAssertEqual(terminationStatus, status, "concord \(arguments.joined(separator: " ")):\n\(output)", file: file, line: line)
         return output
     }
 

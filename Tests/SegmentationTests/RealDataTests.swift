@@ -31,8 +31,6 @@ final class RealDataTests: XCTestCase {
         }
         let data = URL(fileURLWithPath: dataPath)
         let env = ProcessInfo.processInfo.environment
-        let binary = URL(fileURLWithPath: env["CONCORD_BINARY"]
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("concord").path)
         let keep = env["CONCORD_REAL_OUT"].map { URL(fileURLWithPath: $0) }
         let root = keep ?? FileManager.default.temporaryDirectory.appendingPathComponent("concord-real-\(UUID().uuidString)")
         try? FileManager.default.removeItem(at: root)
@@ -41,18 +39,10 @@ final class RealDataTests: XCTestCase {
 
         /// Runs the CLI; a non-zero exit fails the test with the command and its output.
         func run(_ arguments: [String]) throws -> String {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
-            process.waitUntilExit()
-            if process.terminationStatus != 0 {
+            let (status, output) = try runProcess(concordBinary, arguments)
+            if status != 0 {
                 struct CommandFailed: Error, CustomStringConvertible { var description: String }
-                throw CommandFailed(description: "concord \(arguments.joined(separator: " ")) exited with \(process.terminationStatus):\n\(output)")
+                throw CommandFailed(description: "concord \(arguments.joined(separator: " ")) exited with \(status):\n\(output)")
             }
             return output
         }
@@ -117,24 +107,14 @@ final class RealDataTests: XCTestCase {
         guard let references = ProcessInfo.processInfo.environment["CONCORD_REAL_REFERENCE"] else {
             throw XCTSkip("set CONCORD_REAL_REFERENCE (make test-real sets it to the extracted TotalSegmentator test files)")
         }
-        let env = ProcessInfo.processInfo.environment
-        let binary = URL(fileURLWithPath: env["CONCORD_BINARY"]
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("concord").path)
         let refs = URL(fileURLWithPath: references)
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("concord-dicom-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("src"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         try FileManager.default.copyItem(at: refs.appendingPathComponent("example_ct_dicom"), to: root.appendingPathComponent("src/ct"))
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["convert", "dicom", root.appendingPathComponent("src").path, "--out", root.appendingPathComponent("out").path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(data: pipe.fileHandleForReading.readDataToEndOfFile(), encoding: .utf8) ?? ""
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, output)
+        let (status, output) = try runProcess(concordBinary, ["convert", "dicom", root.appendingPathComponent("src").path,
+                                                              "--out", root.appendingPathComponent("out").path])
+        XCTAssertEqual(status, 0, output)
         let image = try NIfTI.read(root.appendingPathComponent("out/imagesUnlabeled/ct_0000.nii.gz"))
         let reference = try NIfTI.readHeader(refs.appendingPathComponent("example_seg_dicom.nii.gz"))
         XCTAssertEqual(image.volume.shape, reference.spatialShape)

@@ -190,36 +190,23 @@ public enum DatasetConverter {
 
         // Write the cases in parallel; every failure is kept.
         let cases = plan.cases
-        var errors = [[ConversionError]](repeating: [], count: cases.count)
-        var next = 0, done = 0
-        let lock = NSLock()
-        let workers = max(1, min(options.threads, cases.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                lock.lock()
-                let i = next
-                next += 1
-                lock.unlock()
-                guard i < cases.count else { return }
-                let c = cases[i]
-                let out = CaseOutput(root: output, name: c.name, labeled: c.labeled)
-                var caseErrors: [ConversionError] = []
-                do {
-                    try c.write(out)
-                } catch let e as ConversionError {
-                    caseErrors.append(e)
-                } catch let e as NIfTIError {
-                    caseErrors.append(ConversionError(file: e.file, problem: "\(e.field): \(e.problem)"))
-                } catch {
-                    caseErrors.append(ConversionError(file: c.sources.values.sorted().first ?? c.name, problem: "\(error)"))
-                }
-                lock.lock()
-                errors[i] = caseErrors
-                done += 1
-                progress?(ConversionProgress(done: done, total: cases.count, caseName: c.name))
-                lock.unlock()
+        var done = 0
+        let errors = ParallelWork.map(count: cases.count, workers: options.threads, { i -> [ConversionError] in
+            let c = cases[i]
+            do {
+                try c.write(CaseOutput(root: output, name: c.name, labeled: c.labeled))
+                return []
+            } catch let e as ConversionError {
+                return [e]
+            } catch let e as NIfTIError {
+                return [ConversionError(file: e.file, problem: "\(e.field): \(e.problem)")]
+            } catch {
+                return [ConversionError(file: c.sources.values.sorted().first ?? c.name, problem: "\(error)")]
             }
-        }
+        }, completed: { i, _ in
+            done += 1
+            progress?(ConversionProgress(done: done, total: cases.count, caseName: cases[i].name))
+        })
         let allErrors = errors.flatMap { $0 }
         if !allErrors.isEmpty { throw ConversionFailure(errors: allErrors, output: output.path) }
 
