@@ -75,7 +75,8 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Volumes"]),
-        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Datasets", "Volumes", "Metrics", "Torch"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Datasets", "Volumes", "Metrics", "Torch"],
+                    resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

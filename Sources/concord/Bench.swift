@@ -22,7 +22,8 @@ struct Bench: ParsableCommand {
     struct TrainStep: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "train-step",
-            abstract: "Time one training step (forward, Dice+CE loss, backward, Adam) of a 3D U-Net."
+            abstract: "Time one training step (forward, Dice+CE loss, backward, Adam) of a 3D U-Net.",
+            discussion: "--encoder vit swaps the U-Net encoder for a ViT-3D (--vit small: embed 48, depth 2, 4 heads, patch 8; --vit sam-med3d: SAM-Med3D's vit_b, for GPUs); --frozen freezes its backbone as after loading pretrained weights."
         )
 
         @Option(help: "Cubic patch size.") var size = 64
@@ -33,13 +34,25 @@ struct Bench: ParsableCommand {
         @Option(help: "Timed steps (after warm-up).") var steps = 5
         @Option(help: "Warm-up steps.") var warmup = 2
         @Option(help: "Device: cpu, cuda, auto.") var device = "cpu"
+        @Option(help: "Encoder: unet or vit.") var encoder = "unet"
+        @Option(help: "ViT preset with --encoder vit: small or sam-med3d.") var vit = "small"
+        @Flag(help: "Freeze the ViT backbone (patch embedding, attention, MLPs), as after loading pretrained weights.") var frozen = false
+        @Flag(help: "Deep supervision (auxiliary decoder heads, weighted Dice+CE).") var deepSupervision = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             guard let dev = Device(parsing: device) else { throw ValidationError("unknown device \(device)") }
             let w = widths.split(separator: ",").compactMap { Int($0) }
+            guard let kind = EncoderKind(rawValue: encoder) else { throw ValidationError("--encoder: unet or vit") }
+            var config = UNetConfig(widths: w, deepSupervision: deepSupervision, encoder: kind)
+            switch vit {
+            case "small": config.vit = .small(imageSize: size)
+            case "sam-med3d": config.vit = ViTConfig()
+            default: throw ValidationError("--vit: small or sam-med3d")
+            }
             try Runtime.manualSeed(0)
-            let net = try UNet(inChannels: channels, numClasses: classes, config: UNetConfig(widths: w))
+            let net = try UNet(inChannels: channels, numClasses: classes, config: config)
+            if frozen, let v = net.encoder as? ViTUNetEncoder { v.vit.freezeBackbone() }
             try net.to(dev)
             let optimizer = Adam(net.trainableParameters(), learningRate: 1e-3)
             let x = try Tensor.randn([batch, channels, size, size, size], device: dev)
@@ -48,8 +61,7 @@ struct Bench: ParsableCommand {
             for i in 0..<(warmup + steps) {
                 let start = DispatchTime.now()
                 try optimizer.zeroGrad()
-                let logits = try net(x)
-                let loss = try F.crossEntropy(logits, target: y)
+                let loss = deepSupervision ? try DiceCELoss()(outputs: net.outputs(x), target: y) : try F.crossEntropy(net(x), target: y)
                 try loss.backward()
                 try optimizer.step()
                 _ = try loss.item()  // synchronises with the device
@@ -58,7 +70,8 @@ struct Bench: ParsableCommand {
             }
             times.sort()
             let median = times[times.count / 2]
-            let summary = "train step, U-Net \(w), batch \(batch)x\(channels)x\(size)^3, \(Runtime.threads) threads, \(dev): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))) over \(steps) steps; \(net.parameterCount) parameters; libtorch \(Runtime.libtorchVersion)"
+            let encoderText = kind == .vit ? ", ViT encoder (\(vit)\(frozen ? ", frozen" : ""))" : ""
+            let summary = "train step, U-Net \(w)\(encoderText)\(deepSupervision ? ", deep supervision" : ""), batch \(batch)x\(channels)x\(size)^3, \(Runtime.threads) threads, \(dev): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))) over \(steps) steps; \(net.parameterCount) parameters (\(net.trainableParameters().reduce(0) { $0 + $1.value.count }) trainable); libtorch \(Runtime.libtorchVersion)"
             if json {
                 let object: [String: Any] = ["median_s": median, "min_s": times.first!, "max_s": times.last!, "threads": Runtime.threads,
                                              "size": size, "batch": batch, "channels": channels, "device": dev.description,

@@ -8,7 +8,7 @@ import XCTest
 /// Each method must be able to fit a single tiny phantom case (Dice > 0.9): a method that cannot
 /// overfit one case has a bug in its wiring, whatever its losses say.
 final class OverfitTests: XCTestCase {
-    func overfit(_ method: String, iterations: Int) throws -> Double {
+    func overfit(_ method: String, iterations: Int, configure: (inout TrainingConfig) -> Void = { _ in }) throws -> Double {
         var config = TrainingConfig()
         config.method = method
         config.iterations = iterations
@@ -25,6 +25,7 @@ final class OverfitTests: XCTestCase {
         config.weightDecay = 0
         // A short teacher memory: the check is the wiring, not the EMA's long-run smoothing.
         config.meanTeacher.emaDecay = 0.9
+        configure(&config)
         let c = try phantomCase(index: 0)
         var unlabeled = try phantomCase(index: 1)
         unlabeled.label = nil
@@ -34,7 +35,7 @@ final class OverfitTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: run) }
         let trainer = try Trainer(config: config, data: data, run: run, resume: false, output: { _ in })
         _ = try trainer.train()
-        let heads = try validate(method: trainer.method, cases: [c], inference: SlidingWindowInference(patch: [12, 24, 24]), numClasses: 4)
+        let heads = try validate(method: trainer.method, cases: [c], inference: SlidingWindowInference(patch: config.patch), numClasses: 4)
         return try XCTUnwrap(heads.last ?? nil).meanValue
     }
 
@@ -52,6 +53,28 @@ final class OverfitTests: XCTestCase {
     func testCPSOverfits() throws { XCTAssertGreaterThan(try overfit("cps", iterations: 100), 0.9) }
     func testCMCOverfits() throws { XCTAssertGreaterThan(try overfit("cmc", iterations: 60), 0.9) }
     func testSemiCMLOverfits() throws { XCTAssertGreaterThan(try overfit("cml", iterations: 60), 0.9) }
+
+    /// Deep supervision needs 4 stages (the lowest decoder output is not supervised), hence a
+    /// patch depth of 16 (the 12-slice case is zero-padded).
+    func testSupervisedWithDeepSupervisionOverfits() throws {
+        XCTAssertGreaterThan(try overfit("supervised", iterations: 100) {
+            $0.unet = UNetConfig(widths: [8, 16, 32, 64], deepSupervision: true)
+            $0.patch = [16, 24, 24]
+        }, 0.9)
+    }
+
+    /// The small ViT-3D encoder from scratch (embed 48, depth 2, 4 heads, patch 8; block 0 windowed,
+    /// block 1 global) under the U-Net decoder, on a cubic 24^3 patch (a 3^3 token grid).
+    func testSupervisedViTOverfits() throws {
+        var vit = ViTConfig.small(imageSize: 24)
+        vit.windowSize = 2
+        vit.globalAttention = [1]
+        XCTAssertGreaterThan(try overfit("supervised", iterations: 100) {
+            $0.unet = UNetConfig(widths: [8, 16, 32, 64], encoder: .vit, vit: vit)
+            $0.patch = [24, 24, 24]
+            $0.learningRate = 3e-3
+        }, 0.8)
+    }
 }
 
 /// The slice-wise variant: a 2D U-Net per modality trained on depth-1 patches of 3D volumes.
@@ -79,7 +102,7 @@ final class SliceWiseTests: XCTestCase {
         let trainer = try Trainer(config: config, data: data, run: run, resume: false, output: { _ in })
         _ = try trainer.train()
         let net = (trainer.method as! SemiCMLMethod).ensemble.networks[0]
-        XCTAssertEqual(try net.encoder.stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
+        XCTAssertEqual(try (net.encoder as! UNetEncoder).stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
         let heads = try validate(method: trainer.method, cases: [c], inference: SlidingWindowInference(patch: config.volumePatch), numClasses: 3)
         XCTAssertGreaterThan(try XCTUnwrap(heads.last ?? nil).meanValue, 0.8)
         var bad = config

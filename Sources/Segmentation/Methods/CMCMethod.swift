@@ -68,10 +68,12 @@ public final class CMCMethod: SegmentationMethod {
         let inputs: [Tensor?] = try (0..<m).map { i in
             batch.hasUnlabeled ? try Tensor.cat([batch.labeledImages[i], batch.unlabeledImages[i]], dim: 0) : batch.labeledImages[i]
         }
-        let out = try network(inputs)
+        let out = try network(inputs, auxiliary: true)
         let logits = out.logits.map { $0! }, bottlenecks = out.bottlenecks.map { $0! }
+        // Deep supervision (when on) applies to this term only; CSC and CAC read the full-resolution
+        // logits and the bottlenecks.
         let sup = try mean(of: (0..<m).map { i in
-            try supervised(logits: logits[i].narrow(dim: 0, start: 0, length: nl), target: batch.labels[i])
+            try supervised(outputs: labeledPart([logits[i]] + out.auxiliaryLogits[i], nl), target: batch.labels[i])
         })
         let w = rampWeight(progress)
         var terms: [(name: String, value: Tensor)] = [("sup", sup)]

@@ -51,10 +51,11 @@ public final class CrossPseudoSupervisionMethod: SegmentationMethod {
         let labeled = try input(batch.labeledImages)
         let all = batch.hasUnlabeled ? try Tensor.cat([labeled, input(batch.unlabeledImages)], dim: 0) : labeled
         let nl = labeled.size(0)
-        let logits = try pair.networks.map { try $0(all) }
+        let outputs = try pair.networks.map { try $0.outputs(all) }
+        let logits = outputs.map { $0[0] }
         let target = batch.labels[inputModalities[0]]
-        let sup = try supervised(logits: logits[0].narrow(dim: 0, start: 0, length: nl), target: target)
-            + supervised(logits: logits[1].narrow(dim: 0, start: 0, length: nl), target: target)
+        let sup = try supervised(outputs: labeledPart(outputs[0], nl), target: target)
+            + supervised(outputs: labeledPart(outputs[1], nl), target: target)
         // Hard pseudo-labels from the other network, outside the graph.
         let pseudo = try withNoGrad { try logits.map { try $0.argmax(dim: 1) } }
         let cross = try F.crossEntropy(logits[0], target: pseudo[1]) + F.crossEntropy(logits[1], target: pseudo[0])

@@ -67,9 +67,10 @@ public final class MeanTeacherMethod: SegmentationMethod {
     public func losses(_ batch: TrainingBatch, progress: TrainingProgress) throws -> LossTerms {
         let labeled = try input(batch.labeledImages)
         let all = batch.hasUnlabeled ? try Tensor.cat([labeled, input(batch.unlabeledImages)], dim: 0) : labeled
-        let studentLogits = try pair.student(noisy(all))
+        let studentOutputs = try pair.student.outputs(noisy(all))
+        let studentLogits = studentOutputs[0]
         let nl = labeled.size(0)
-        let sup = try supervised(logits: studentLogits.narrow(dim: 0, start: 0, length: nl), target: batch.labels[inputModalities[0]])
+        let sup = try supervised(outputs: labeledPart(studentOutputs, nl), target: batch.labels[inputModalities[0]])
         let teacherLogits = try withNoGrad { try pair.teacher(noisy(all)) }
         let cons = try consistency(studentLogits, teacherLogits)
         let w = config.consistencyWeight * RampUp.sigmoid(step: progress.step, length: Int(config.rampUpFraction * Double(progress.totalSteps)))

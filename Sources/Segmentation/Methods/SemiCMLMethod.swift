@@ -90,11 +90,12 @@ public final class SemiCMLMethod: SegmentationMethod {
         if let prel { return try prelLosses(batch, prel) }
         let m = batch.modalities
         let nl = batch.labeledImages[0].size(0)
-        let logits = try (0..<m).map { i -> Tensor in
+        let outputs = try (0..<m).map { i -> [Tensor] in
             let x = batch.hasUnlabeled ? try Tensor.cat([batch.labeledImages[i], batch.unlabeledImages[i]], dim: 0) : batch.labeledImages[i]
-            return try ensemble.networks[i](x)
+            return try ensemble.networks[i].outputs(x)
         }
-        let sup = try (0..<m).map { try supervised(logits: logits[$0].narrow(dim: 0, start: 0, length: nl), target: batch.labels[$0]) }
+        let logits = outputs.map { $0[0] }
+        let sup = try (0..<m).map { try supervised(outputs: labeledPart(outputs[$0], nl), target: batch.labels[$0]) }
         var terms: [(name: String, value: Tensor)] = sup.enumerated().map { ("sup_\(modalityNames[$0.offset])", $0.element) }
         let w = RampUp.sigmoid(step: progress.step, length: Int(config.rampUpFraction * Double(progress.totalSteps)))
         var parts: [(Tensor, Double)] = sup.map { ($0, 1) }
@@ -112,7 +113,7 @@ public final class SemiCMLMethod: SegmentationMethod {
         var terms: [(name: String, value: Tensor)] = []
         var parts: [(Tensor, Double)] = []
         if config.supervisionInStage2 {
-            let sup = try supervised(logits: student(batch.labeledImages[prel.student]), target: batch.labels[prel.student])
+            let sup = try supervised(outputs: student.outputs(batch.labeledImages[prel.student]), target: batch.labels[prel.student])
             terms.append(("sup_\(modalityNames[prel.student])", sup)); parts.append((sup, 1))
         }
         if batch.hasUnlabeled {

@@ -34,8 +34,8 @@ public final class SupervisedMethod: SegmentationMethod {
 
     public func losses(_ batch: TrainingBatch, progress: TrainingProgress) throws -> LossTerms {
         // Early fusion needs channels of one patient: paired data (the trainer enforces it).
-        let logits = try network(input(batch.labeledImages))
-        let sup = try supervised(logits: logits, target: batch.labels[inputModalities[0]])
+        let outputs = try network.outputs(input(batch.labeledImages))
+        let sup = try supervised(outputs: outputs, target: batch.labels[inputModalities[0]])
         return LossTerms(terms: [("sup", sup)], total: sup)
     }
 

@@ -20,6 +20,9 @@ public struct CMCOutput {
     public var logits: [Tensor?]
     /// Per-modality encoder bottleneck features (before MIA), for L_CSC.
     public var bottlenecks: [Tensor?]
+    /// Per-modality deep-supervision logits (finest first); empty unless requested with deep
+    /// supervision on, or for an absent modality.
+    public var auxiliaryLogits: [[Tensor]]
 }
 
 /// The CMC network: per modality an encoder E_m, MIA channel attention on its bottleneck, a fusion
@@ -35,9 +38,11 @@ public struct CMCOutput {
 ///
 /// Parameter paths: `encoders.0.stages.0.conv1.conv.weight`, `attention.0.gamma`,
 /// `fusion.0.conv.weight`, `inject.0.weight`, `decoders.0.head.weight` (one index per modality;
-/// with `sharedEncoder`, only `encoders.0`).
+/// with `sharedEncoder`, only `encoders.0`). With the ViT encoder (`unet.encoder: vit`) each
+/// modality has its own ViT-3D (`encoders.0.vit.blocks.0...`) whose projected bottleneck is what
+/// MIA, the fusion and L_CSC see; deep supervision adds `decoders.m.auxiliary_heads.k`.
 public final class CMCNetwork: Module {
-    public let encoders: [UNetEncoder]
+    public let encoders: [any FeatureEncoder]
     public let attention: [ModalityChannelAttention]
     public let fusion: Sequential
     public let inject: [ConvNd]
@@ -48,7 +53,7 @@ public final class CMCNetwork: Module {
         guard config.modalities >= 2 else { throw TorchError("CMC needs at least two modalities, got \(config.modalities)") }
         let c = config.unet.widths.last!
         let rank = config.unet.rank
-        encoders = try (0..<(config.sharedEncoder ? 1 : config.modalities)).map { _ in try UNetEncoder(inChannels: 1, config: config.unet) }
+        encoders = try (0..<(config.sharedEncoder ? 1 : config.modalities)).map { _ in try makeEncoder(inChannels: 1, config: config.unet) }
         attention = (0..<config.modalities).map { _ in ModalityChannelAttention() }
         fusion = Sequential([
             try ConvNormAct(rank: rank, config.modalities * c, c, norm: config.unet.norm),
@@ -60,16 +65,25 @@ public final class CMCNetwork: Module {
         super.init()
     }
 
-    func encoder(_ m: Int) -> UNetEncoder { encoders[config.sharedEncoder ? 0 : m] }
+    public override func children() -> [(String, Any)] {
+        [("encoders", encoders.map { $0 as Module }), ("attention", attention), ("fusion", fusion), ("inject", inject),
+         ("decoders", decoders)]
+    }
+
+    func encoder(_ m: Int) -> any FeatureEncoder { encoders[config.sharedEncoder ? 0 : m] }
 
     /// `inputs[m]` is modality m as (B, 1, spatial...) or nil when absent; at least one present.
-    public func callAsFunction(_ inputs: [Tensor?]) throws -> CMCOutput {
+    /// With `auxiliary` (and deep supervision in the config) the decoders' auxiliary logits are
+    /// returned too (training); prediction leaves it off.
+    public func callAsFunction(_ inputs: [Tensor?], auxiliary: Bool = false) throws -> CMCOutput {
         guard inputs.count == config.modalities else {
             throw TorchError("CMC built for \(config.modalities) modalities got \(inputs.count) inputs")
         }
         guard let reference = inputs.compactMap({ $0 }).first else { throw TorchError("CMC needs at least one modality present") }
         var features: [[Tensor]?] = []
-        for (m, x) in inputs.enumerated() { features.append(try x.map { try encoder(m)($0) }) }
+        for (m, x) in inputs.enumerated() {
+            if let x { features.append(try encoder(m).callAsFunction(x)) } else { features.append(nil) }
+        }
         guard let bottleneckShape = features.compactMap({ $0?.last?.shape }).first else { throw TorchError("no features") }
         var attended: [Tensor] = []
         for m in 0..<config.modalities {
@@ -78,11 +92,14 @@ public final class CMCNetwork: Module {
         }
         let z = try fusion(Tensor.cat(attended, dim: 1))
         var logits: [Tensor?] = []
+        var auxiliaryLogits: [[Tensor]] = []
         for m in 0..<config.modalities {
-            guard var f = features[m] else { logits.append(nil); continue }
+            guard var f = features[m] else { logits.append(nil); auxiliaryLogits.append([]); continue }
             f[f.count - 1] = try attended[m] + inject[m](z)
-            logits.append(try decoders[m](f))
+            let outputs = try decoders[m].outputs(f, auxiliary: auxiliary)
+            logits.append(outputs[0])
+            auxiliaryLogits.append(Array(outputs.dropFirst()))
         }
-        return CMCOutput(logits: logits, bottlenecks: features.map { $0?.last })
+        return CMCOutput(logits: logits, bottlenecks: features.map { $0?.last }, auxiliaryLogits: auxiliaryLogits)
     }
 }

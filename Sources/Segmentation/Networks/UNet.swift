@@ -1,6 +1,15 @@
 import Torch
 
-/// Shape of a U-Net: spatial rank (3 for volumes, 2 for the slice variant), stage widths, norm.
+/// Which encoder feeds the U-Net decoder.
+public enum EncoderKind: String, Codable, Sendable, CaseIterable {
+    /// The convolutional U-Net encoder (nnU-Net style).
+    case unet
+    /// A ViT-3D (SAM-Med3D layout) with UNETR-style projections to the skip resolutions.
+    case vit
+}
+
+/// Shape of a U-Net: spatial rank (3 for volumes, 2 for the slice variant), stage widths, norm,
+/// which encoder, and whether the decoder also emits deep-supervision outputs.
 public struct UNetConfig: Codable, Sendable, Equatable {
     public var rank: Int
     public var widths: [Int]
@@ -8,13 +17,57 @@ public struct UNetConfig: Codable, Sendable, Equatable {
     /// Dropout probability applied to the bottleneck and decoder features (0 = none). PReL's
     /// stochastic passes need it > 0.
     public var dropout: Double
+    /// nnU-Net's deep supervision: 1x1 heads on the decoder stages below full resolution (all but
+    /// the lowest-resolution one) whose logits join the supervised loss with weights 1/2, 1/4, ...
+    /// Prediction always uses the full-resolution head only. Needs at least 4 stages.
+    public var deepSupervision: Bool
+    /// `unet` (default) or `vit` (settings in `vit`, 3D only).
+    public var encoder: EncoderKind
+    public var vit: ViTConfig
 
-    public init(rank: Int = 3, widths: [Int] = [16, 32, 64, 128, 256], norm: NormKind = .instance, dropout: Double = 0) {
+    public init(rank: Int = 3, widths: [Int] = [16, 32, 64, 128, 256], norm: NormKind = .instance, dropout: Double = 0,
+                deepSupervision: Bool = false, encoder: EncoderKind = .unet, vit: ViTConfig = ViTConfig()) {
         self.rank = rank; self.widths = widths; self.norm = norm; self.dropout = dropout
+        self.deepSupervision = deepSupervision; self.encoder = encoder; self.vit = vit
+    }
+
+    enum CodingKeys: String, CodingKey { case rank, widths, norm, dropout, deepSupervision, encoder, vit }
+
+    /// Keys written before a setting existed take its default, so older run.json files decode.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = UNetConfig()
+        rank = try c.decodeIfPresent(Int.self, forKey: .rank) ?? d.rank
+        widths = try c.decodeIfPresent([Int].self, forKey: .widths) ?? d.widths
+        norm = try c.decodeIfPresent(NormKind.self, forKey: .norm) ?? d.norm
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
+        deepSupervision = try c.decodeIfPresent(Bool.self, forKey: .deepSupervision) ?? d.deepSupervision
+        encoder = try c.decodeIfPresent(EncoderKind.self, forKey: .encoder) ?? d.encoder
+        vit = try c.decodeIfPresent(ViTConfig.self, forKey: .vit) ?? d.vit
     }
 
     /// The input size must be divisible by this along each axis.
-    public var divisor: Int { 1 << (widths.count - 1) }
+    public var divisor: Int {
+        let stages = 1 << (widths.count - 1)
+        return encoder == .vit ? Swift.max(stages, vit.patch) : stages
+    }
+
+    /// Number of deep-supervision outputs besides the full-resolution one.
+    public var auxiliaryOutputs: Int { deepSupervision ? Swift.max(widths.count - 3, 0) : 0 }
+}
+
+/// What a U-Net decoder consumes: per stage a feature map, full resolution first, each next one
+/// at half the resolution with `widths[i]` channels; the last is the bottleneck.
+public protocol FeatureEncoder: Module {
+    func callAsFunction(_ x: Tensor) throws -> [Tensor]
+}
+
+/// The encoder a config asks for.
+public func makeEncoder(inChannels: Int, config: UNetConfig) throws -> any FeatureEncoder {
+    switch config.encoder {
+    case .unet: return try UNetEncoder(inChannels: inChannels, config: config)
+    case .vit: return try ViTUNetEncoder(inChannels: inChannels, config: config)
+    }
 }
 
 /// One encoder stage: two conv blocks, the first strided (except in stage 0) for downsampling.
@@ -32,7 +85,7 @@ public final class EncoderStage: Module {
 }
 
 /// The U-Net encoder: returns every stage's output (the last one is the bottleneck).
-public final class UNetEncoder: Module {
+public final class UNetEncoder: Module, FeatureEncoder {
     public let stages: [EncoderStage]
     public let config: UNetConfig
 
@@ -80,9 +133,15 @@ public final class DecoderStage: Module {
 }
 
 /// The U-Net decoder: from the encoder's features to class logits.
+///
+/// With deep supervision, `auxiliary_heads.k` (a 1x1 conv) reads the decoder stage at 1/2^(k+1)
+/// of the full resolution, k = 0 ..< stages - 3: every decoder output except the lowest-resolution
+/// one, as nnU-Net (which gives that one weight 0). Without it the parameters are exactly those of
+/// the plain decoder.
 public final class UNetDecoder: Module {
     public let stages: [DecoderStage]
     public let head: ConvNd
+    public let auxiliary_heads: [ConvNd]
     public let dropout: Double
 
     public init(numClasses: Int, config: UNetConfig) throws {
@@ -93,43 +152,66 @@ public final class UNetDecoder: Module {
         }
         self.stages = stages
         head = try ConvNd(rank: config.rank, inChannels: w[0], outChannels: numClasses, kernelSize: [1])
+        auxiliary_heads = try (0..<config.auxiliaryOutputs).map {
+            try ConvNd(rank: config.rank, inChannels: w[$0 + 1], outChannels: numClasses, kernelSize: [1])
+        }
         dropout = config.dropout
         super.init()
     }
 
     /// `features` as the encoder returns them; the last entry may be replaced (fusion adds to it).
+    /// The full-resolution logits only.
     public func callAsFunction(_ features: [Tensor]) throws -> Tensor {
+        try outputs(features, auxiliary: false)[0]
+    }
+
+    /// Full-resolution logits first, then (with `auxiliary` and deep supervision on) the auxiliary
+    /// logits from the finest to the coarsest, each at its stage's resolution.
+    public func outputs(_ features: [Tensor], auxiliary: Bool = true) throws -> [Tensor] {
         var h = try F.dropout(features.last!, p: dropout, training: isTraining && dropout > 0)
+        var extra = [Tensor?](repeating: nil, count: auxiliary ? auxiliary_heads.count : 0)
         for (i, stage) in stages.enumerated() {
             h = try stage(h, skip: features[features.count - 2 - i])
             if dropout > 0 { h = try F.dropout(h, p: dropout, training: isTraining) }
+            // Stage i sits 2^level below full resolution; level k + 1 feeds auxiliary head k.
+            let level = stages.count - 1 - i
+            if level >= 1 && level <= extra.count { extra[level - 1] = try auxiliary_heads[level - 1](h) }
         }
-        return try head(h)
+        return [try head(h)] + extra.map { $0! }
     }
 }
 
 /// A plain U-Net (encoder + decoder), the network of the supervised, mean-teacher and Semi-CML
-/// methods. Parameter paths: `encoder.stages.0.conv1.conv.weight`, ..., `decoder.head.weight`.
+/// methods. Parameter paths: `encoder.stages.0.conv1.conv.weight`, ..., `decoder.head.weight`
+/// (with the ViT encoder: `encoder.vit.blocks.0...`, `encoder.stem...`, `encoder.projections...`).
 public final class UNet: Module, Layer {
-    public let encoder: UNetEncoder
+    public let encoder: any FeatureEncoder
     public let decoder: UNetDecoder
     public let config: UNetConfig
 
     public init(inChannels: Int, numClasses: Int, config: UNetConfig = UNetConfig()) throws {
-        encoder = try UNetEncoder(inChannels: inChannels, config: config)
+        encoder = try makeEncoder(inChannels: inChannels, config: config)
         decoder = try UNetDecoder(numClasses: numClasses, config: config)
         self.config = config
         super.init()
     }
 
+    public override func children() -> [(String, Any)] { [("encoder", encoder as Module), ("decoder", decoder)] }
+
     /// A 2D U-Net also takes volumes of single slices, (B, C, 1, H, W), and returns (B, K, 1, H, W):
     /// that is how the slice-wise variant trains on 3D data (patches of depth 1) and predicts
     /// (windows of depth 1).
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try outputs(x, auxiliary: false)[0]
+    }
+
+    /// Full-resolution logits, then the deep-supervision outputs (finest first) when they are on:
+    /// what the supervised loss of a training step reads. `callAsFunction` is the first entry.
+    public func outputs(_ x: Tensor, auxiliary: Bool = true) throws -> [Tensor] {
         if config.rank == 2 && x.rank == 5 {
             guard x.size(2) == 1 else { throw TorchError("a 2D U-Net takes slices: depth must be 1, got \(x.shape)") }
-            return try decoder(encoder(x.squeeze(dim: 2))).unsqueeze(dim: 2)
+            return try decoder.outputs(encoder(x.squeeze(dim: 2)), auxiliary: auxiliary).map { try $0.unsqueeze(dim: 2) }
         }
-        return try decoder(encoder(x))
+        return try decoder.outputs(encoder(x), auxiliary: auxiliary)
     }
 }

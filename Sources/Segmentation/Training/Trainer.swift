@@ -70,6 +70,12 @@ public final class Trainer {
         self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
         try Runtime.manualSeed(config.seed)
         method = try MethodFactory.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
+        // Pretrained ViT weights: read now for a new run (a resumed one has them in its checkpoint);
+        // either way the frozen backbone is frozen before the optimizer takes its parameter list.
+        if config.unet.encoder == .vit, try preparePretrainedViT(in: method.model, config: config.unet.vit, load: !resume) > 0 {
+            output("ViT encoder: " + (resume ? "" : "weights from \(config.unet.vit.pretrained), ")
+                   + (config.unet.vit.freezePretrained ? "backbone frozen" : "all trainable"))
+        }
         try method.model.to(device)
         optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
         schedule = config.learningRateSchedule()

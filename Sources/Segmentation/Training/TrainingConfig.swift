@@ -82,8 +82,16 @@ public struct TrainingConfig: Codable, Sendable {
         func fail(_ s: String) -> TorchError { TorchError("config: \(s)") }
         guard ["cmc", "cml", "mean-teacher", "cps", "supervised"].contains(method) else { throw fail("method must be cmc, cml, mean-teacher, cps or supervised, got '\(method)'") }
         guard iterations > 0 else { throw fail("iterations must be > 0") }
+        if unet.encoder == .vit {
+            guard unet.rank == 3 else { throw fail("unet.encoder vit is 3D only (unet.rank 3)") }
+            let problems = unet.vit.problems()
+            guard problems.isEmpty else { throw fail(problems.joined(separator: "; ")) }
+        }
         guard patch.count == unet.rank, patch.allSatisfy({ $0 > 0 && $0 % unet.divisor == 0 }) else {
-            throw fail("patch \(patch) must have \(unet.rank) sizes divisible by \(unet.divisor) (2^(stages-1))")
+            throw fail("patch \(patch) must have \(unet.rank) sizes divisible by \(unet.divisor) (2^(stages-1); with the ViT encoder also vit.patch)")
+        }
+        if unet.deepSupervision && unet.widths.count < 4 {
+            throw fail("unet.deepSupervision needs at least 4 stages (unet.widths): the lowest-resolution decoder output is not supervised, so \(unet.widths.count) stages leave no auxiliary output")
         }
         if unet.rank == 2 && !["cml", "supervised", "mean-teacher", "cps"].contains(method) {
             throw fail("the 2D (slice-wise) network is available for cml, supervised, mean-teacher and cps, not \(method)")
