@@ -69,16 +69,7 @@ public struct PhantomMotion: Codable, Equatable, Sendable {
     public var translationLength: Double { (translationMM.reduce(0) { $0 + $1 * $1 }).squareRoot() }
 
     /// The world -> world map as a 4x4 affine.
-    public var worldAffine: Affine {
-        var m = [Double](repeating: 0, count: 16)
-        for r in 0..<3 {
-            var rc = 0.0
-            for c in 0..<3 { m[r * 4 + c] = rotation[r * 3 + c]; rc += rotation[r * 3 + c] * centre[c] }
-            m[r * 4 + 3] = centre[r] - rc + translationMM[r]
-        }
-        m[15] = 1
-        return Affine(rowMajor: m)
-    }
+    public var worldAffine: Affine { Affine.rigid(rotation: rotation, centre: centre, translation: translationMM) }
 }
 
 extension Phantom {

@@ -50,15 +50,7 @@ public struct RigidTransform: Equatable, Codable, Sendable {
 
     /// The world -> world map p -> R (p - c) + c + t as a 4x4 affine.
     public func worldMatrix(centre c: [Double]) -> Affine {
-        let r = rotationMatrix
-        var m = [Double](repeating: 0, count: 16)
-        for row in 0..<3 {
-            var rc = 0.0
-            for col in 0..<3 { m[row * 4 + col] = r[row * 3 + col]; rc += r[row * 3 + col] * c[col] }
-            m[row * 4 + 3] = c[row] - rc + translationMM[row]
-        }
-        m[15] = 1
-        return Affine(rowMajor: m)
+        Affine.rigid(rotation: rotationMatrix, centre: c, translation: translationMM)
     }
 
     /// The inverse world map q -> R^T (q - c - t) + c, computed exactly (no matrix inversion).

@@ -21,6 +21,20 @@ public struct Affine: Equatable, Sendable, Codable {
                           0, 0, 0, 1])
     }
 
+    /// The rigid world map p -> R (p - c) + c + t (R a row-major 3x3 rotation, c the centre,
+    /// t the translation in mm) as a 4x4 affine. Shared by the phantom's motion and simulated
+    /// misalignment.
+    public static func rigid(rotation r: [Double], centre c: [Double], translation t: [Double]) -> Affine {
+        var m = [Double](repeating: 0, count: 16)
+        for row in 0..<3 {
+            var rc = 0.0
+            for col in 0..<3 { m[row * 4 + col] = r[row * 3 + col]; rc += r[row * 3 + col] * c[col] }
+            m[row * 4 + 3] = c[row] - rc + t[row]
+        }
+        m[15] = 1
+        return Affine(rowMajor: m)
+    }
+
     public subscript(row: Int, col: Int) -> Double {
         get { m[row * 4 + col] }
         set { m[row * 4 + col] = newValue }
