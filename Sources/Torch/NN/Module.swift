@@ -4,7 +4,7 @@ public final class Parameter: @unchecked Sendable {
     public var value: Tensor
     /// Frozen parameters stay in the state dict but optimizers skip them.
     public var isFrozen: Bool {
-        didSet { try? value.requiresGrad(!isFrozen) }
+        didSet { _ = try? value.requiresGrad(!isFrozen) }
     }
 
     public init(_ value: Tensor, frozen: Bool = false) throws {
