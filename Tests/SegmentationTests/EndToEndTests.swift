@@ -119,6 +119,30 @@ final class EndToEndTests: XCTestCase {
         try runConcord(["report", "--run", run, "--eval", json, "--pred", predictions, "--out", root.appendingPathComponent("r.html").path])
         // A CT-only style prediction: one modality through its own branch.
         try runConcord(["predict", "--run", run, "--input"] + inputs + ["--out", root.appendingPathComponent("pred0").path, "--modality", "bSSFP", "--head", "bSSFP"])
+
+        // `evaluate --run` (one process, every level and head) equals predict + evaluate per level and head.
+        let misaligned = root.appendingPathComponent("pred-misaligned").path
+        try runConcord(["predict", "--run", run, "--input"] + inputs + ["--out", misaligned, "--head", "LGE",
+                        "--misalign-mm", "3", "--misalign-deg", "2", "--seed", "5"])
+        let misalignedJSON = root.appendingPathComponent("eval-misaligned.json").path
+        try runConcord(["evaluate", "--pred", misaligned, "--gt", references.path, "--labels", "1,2,3", "--json", misalignedJSON])
+        let alignedJSON = root.appendingPathComponent("eval-aligned.json").path
+        try runConcord(["evaluate", "--pred", predictions, "--gt", references.path, "--labels", "1,2,3", "--json", alignedJSON])
+        let runJSON = root.appendingPathComponent("eval-run.json")
+        let printed = try runConcord(["evaluate", "--run", run, "--misalign-mm", "0", "3", "--misalign-deg", "0", "2", "--seed", "5",
+                                      "--head", "all", "--labels", "1,2,3", "--json", runJSON.path])
+        XCTAssertTrue(printed.contains("test split, head LGE, misalignment 3 mm / 2 deg"), printed)
+        let results = try JSONDecoder().decode([RunEvaluationResult].self, from: Data(contentsOf: runJSON))
+        XCTAssertEqual(results.count, 2 * 3)   // 2 levels x heads bSSFP, LGE, mean
+        let aligned = try XCTUnwrap(results.first { $0.misalignment.isAligned && $0.head == "mean" })
+        let moved = try XCTUnwrap(results.first { $0.misalignment.maxTranslationMM == 3 && $0.misalignment.maxRotationDegrees == 2 && $0.head == "LGE" })
+        XCTAssertEqual(aligned.report, try EvaluationReport.decode(from: Data(contentsOf: URL(fileURLWithPath: alignedJSON))))
+        XCTAssertEqual(moved.report, try EvaluationReport.decode(from: Data(contentsOf: URL(fileURLWithPath: misalignedJSON))))
+        // Mixed modes and mismatched level lists are refused with a message.
+        let mixed = try runConcord(["evaluate", "--run", run, "--pred", predictions], expect: 64)
+        XCTAssertTrue(mixed.contains("one or the other"), mixed)
+        let uneven = try runConcord(["evaluate", "--run", run, "--misalign-mm", "0", "2", "--misalign-deg", "1"], expect: 64)
+        XCTAssertTrue(uneven.contains("--misalign-deg gives 1 value(s) for 2"), uneven)
     }
 
     func testCorruptDatasetGivesClearErrorAndNonZeroExit() throws {

@@ -32,18 +32,29 @@ public final class Predictor {
                                            windowBatch: description.config.windowBatch, flipTTA: flipTTA, device: device)
     }
 
-    /// Segments one case (channels in dataset order, nil = absent). Returns the label map in the
-    /// reference channel's geometry and the per-head probabilities are discarded.
+    /// Segments one case (channels in dataset order, nil = absent). Returns the label map of the
+    /// selected head (`head`, default the final answer) in the reference channel's geometry.
     public func segment(_ input: CaseVolumes, progress: ((Int, Int) -> Void)? = nil) throws -> Volume {
+        let index = head ?? method.outputNames.count - 1
+        guard let mask = try segment(input, heads: [index], progress: progress)[0] else {
+            throw TorchError("\(input.name): head \(index) produced no prediction (missing modality?)")
+        }
+        return mask
+    }
+
+    /// Segments one case once and returns a label map per requested head index (one sliding-window
+    /// pass serves every head: CMC's branches and their mean come from the same forward pass);
+    /// nil where a head produced no prediction (its modality is absent).
+    public func segment(_ input: CaseVolumes, heads wanted: [Int], progress: ((Int, Int) -> Void)? = nil) throws -> [Volume?] {
         let prepared = try description.plan.apply(input)
         let tensors = try PreparedCase(name: input.name, channels: prepared.channels, present: prepared.present, label: nil)
         let heads = try inference.run(images: tensors.images, present: tensors.present, progress: progress) { try method.predict($0) }
-        let index = head ?? heads.count - 1
-        guard heads.indices.contains(index), let probabilities = heads[index] else {
-            throw TorchError("\(input.name): head \(index) produced no prediction (missing modality?)")
+        return try wanted.map { index in
+            guard heads.indices.contains(index) else { throw TorchError("head \(index): this run has \(heads.count) heads") }
+            guard let probabilities = heads[index] else { return nil }
+            let labels = try probabilities.argmax(dim: 0).to(.float32)
+            let onGrid = try prepared.channels[0].replacingVoxels(with: labels)
+            return try description.plan.restore(onGrid, record: prepared.record)
         }
-        let labels = try probabilities.argmax(dim: 0).to(.float32)
-        let onGrid = try prepared.channels[0].replacingVoxels(with: labels)
-        return try description.plan.restore(onGrid, record: prepared.record)
     }
 }
