@@ -259,5 +259,16 @@ final class EndToEndTests: XCTestCase {
             let mask = try NIfTI.read(predictions.appendingPathComponent("\(name).nii.gz")).volume
             XCTAssertEqual(mask.shape, try NIfTI.read(URL(fileURLWithPath: input)).volume.shape)
         }
+        // `evaluate --run --head all`: each modality's head is scored on the cases that have it,
+        // the mean head on all of them.
+        let json = root.appendingPathComponent("eval.json")
+        try runConcord(["evaluate", "--run", run, "--head", "all", "--json", json.path])
+        let results = try JSONDecoder().decode([RunEvaluationResult].self, from: Data(contentsOf: json))
+        XCTAssertEqual(results.map(\.head), ["bSSFP", "LGE", "mean"])
+        for (m, head) in ["bSSFP", "LGE"].enumerated() {
+            let expected = splits.test.filter { present[$0] == [m] }.sorted()
+            XCTAssertEqual(results.first { $0.head == head }?.report.cases.map(\.caseName), expected, head)
+        }
+        XCTAssertEqual(results.first { $0.head == "mean" }?.report.cases.map(\.caseName), splits.test.sorted())
     }
 }

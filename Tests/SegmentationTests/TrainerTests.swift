@@ -123,6 +123,20 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(ok.cmc.lambdaCAC, 0.1)
         XCTAssertEqual(ok.learningRate, 1e-3)
     }
+
+    /// `diceIncludeBackground` reaches the supervised loss of every method (default: included).
+    func testDiceBackgroundSettingReachesEveryMethod() throws {
+        for name in ["supervised", "mean-teacher", "cmc", "cps", "cml"] {
+            var config = TrainingConfig()
+            config.method = name
+            config.unet = UNetConfig(widths: [4, 8])
+            let standard = try MethodFactory.make(config: config, modalityNames: ["a", "b"], numClasses: 3)
+            XCTAssertEqual((standard as? SupervisedLossOwner)?.supervised.dice.includeBackground, true, name)
+            config.diceIncludeBackground = false
+            let foreground = try MethodFactory.make(config: config, modalityNames: ["a", "b"], numClasses: 3)
+            XCTAssertEqual((foreground as? SupervisedLossOwner)?.supervised.dice.includeBackground, false, name)
+        }
+    }
 }
 
 final class AugmentationTests: XCTestCase {

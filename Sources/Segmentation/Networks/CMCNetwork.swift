@@ -63,6 +63,7 @@ public final class CMCNetwork: Module {
         decoders = try (0..<config.modalities).map { _ in try UNetDecoder(numClasses: config.numClasses, config: config.unet) }
         self.config = config
         super.init()
+        if config.unet.initialization == .he { try Initialization.he(self) }
     }
 
     public override func children() -> [(String, Any)] {

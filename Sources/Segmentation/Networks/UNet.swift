@@ -8,6 +8,14 @@ public enum EncoderKind: String, Codable, Sendable, CaseIterable {
     case vit
 }
 
+/// How a new network's convolutions are initialised.
+public enum WeightInitialization: String, Codable, Sendable, CaseIterable {
+    /// nnU-Net's He initialisation (`Initialization.he`, LeakyReLU slope 1e-2, zero biases).
+    case he
+    /// PyTorch's layer defaults (kaiming_uniform with a = sqrt(5)), as the public CMC code has.
+    case pytorch
+}
+
 /// Shape of a U-Net: spatial rank (3 for volumes, 2 for the slice variant), stage widths, norm,
 /// which encoder, and whether the decoder also emits deep-supervision outputs.
 public struct UNetConfig: Codable, Sendable, Equatable {
@@ -24,14 +32,18 @@ public struct UNetConfig: Codable, Sendable, Equatable {
     /// `unet` (default) or `vit` (settings in `vit`, 3D only).
     public var encoder: EncoderKind
     public var vit: ViTConfig
+    /// `he` (default, nnU-Net's) or `pytorch` (PyTorch's layer defaults). With PyTorch's default a
+    /// narrow network (8 channels at full resolution) failed to learn some classes at some seeds.
+    public var initialization: WeightInitialization
 
     public init(rank: Int = 3, widths: [Int] = [16, 32, 64, 128, 256], norm: NormKind = .instance, dropout: Double = 0,
-                deepSupervision: Bool = false, encoder: EncoderKind = .unet, vit: ViTConfig = ViTConfig()) {
+                deepSupervision: Bool = false, encoder: EncoderKind = .unet, vit: ViTConfig = ViTConfig(),
+                initialization: WeightInitialization = .he) {
         self.rank = rank; self.widths = widths; self.norm = norm; self.dropout = dropout
-        self.deepSupervision = deepSupervision; self.encoder = encoder; self.vit = vit
+        self.deepSupervision = deepSupervision; self.encoder = encoder; self.vit = vit; self.initialization = initialization
     }
 
-    enum CodingKeys: String, CodingKey { case rank, widths, norm, dropout, deepSupervision, encoder, vit }
+    enum CodingKeys: String, CodingKey { case rank, widths, norm, dropout, deepSupervision, encoder, vit, initialization }
 
     /// Keys written before a setting existed take its default, so older run.json files decode.
     public init(from decoder: Decoder) throws {
@@ -44,6 +56,7 @@ public struct UNetConfig: Codable, Sendable, Equatable {
         deepSupervision = try c.decodeIfPresent(Bool.self, forKey: .deepSupervision) ?? d.deepSupervision
         encoder = try c.decodeIfPresent(EncoderKind.self, forKey: .encoder) ?? d.encoder
         vit = try c.decodeIfPresent(ViTConfig.self, forKey: .vit) ?? d.vit
+        initialization = try c.decodeIfPresent(WeightInitialization.self, forKey: .initialization) ?? d.initialization
     }
 
     /// The input size must be divisible by this along each axis.
@@ -194,6 +207,7 @@ public final class UNet: Module, Layer {
         decoder = try UNetDecoder(numClasses: numClasses, config: config)
         self.config = config
         super.init()
+        if config.initialization == .he { try Initialization.he(self) }
     }
 
     public override func children() -> [(String, Any)] { [("encoder", encoder as Module), ("decoder", decoder)] }

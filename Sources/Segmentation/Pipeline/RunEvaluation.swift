@@ -15,7 +15,8 @@ public struct MisalignmentLevel: Codable, Equatable, Sendable {
     public var isAligned: Bool { maxTranslationMM == 0 && maxRotationDegrees == 0 }
 }
 
-/// One evaluation of a run: one misalignment level, one output head, every case of the split.
+/// One evaluation of a run: one misalignment level, one output head, every case of the split that
+/// the head segments (a modality's head skips the cases without that modality).
 public struct RunEvaluationResult: Codable, Sendable {
     public var misalignment: MisalignmentLevel
     public var head: String
@@ -61,7 +62,9 @@ public enum RunEvaluation {
                 }
                 let masks = try predictor.segment(input, heads: heads)
                 for (h, mask) in masks.enumerated() {
-                    guard let mask else { throw TorchError("\(name): head \(names[heads[h]]) produced no prediction (missing modality?)") }
+                    // A head without a prediction (its modality is absent from this case, as in
+                    // unpaired data) is scored on the cases it segments.
+                    guard let mask else { continue }
                     guard mask.shape == reference.shape else {
                         throw TorchError("\(labelURL.lastPathComponent): label shape \(reference.shape) differs from the reference channel's \(mask.shape)")
                     }

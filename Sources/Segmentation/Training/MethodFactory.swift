@@ -7,6 +7,14 @@ public enum MethodFactory {
         guard inputs.allSatisfy({ modalityNames.indices.contains($0) }) else {
             throw TorchError("input_modalities \(inputs) outside the dataset's \(modalityNames.count) channels")
         }
+        let method = try makeMethod(config: config, inputs: inputs, modalityNames: modalityNames, numClasses: numClasses)
+        if let m = method as? SupervisedLossOwner {
+            m.supervised = DiceCELoss(dice: DiceLoss(includeBackground: config.diceIncludeBackground))
+        }
+        return method
+    }
+
+    static func makeMethod(config: TrainingConfig, inputs: [Int], modalityNames: [String], numClasses: Int) throws -> SegmentationMethod {
         switch config.method {
         case "supervised":
             return try SupervisedMethod(inputModalities: inputs, modalityNames: modalityNames, numClasses: numClasses, unet: config.unet)
@@ -29,3 +37,14 @@ public enum MethodFactory {
         }
     }
 }
+
+/// A method whose labelled term is Dice + CE (every method); the factory sets its Dice options.
+protocol SupervisedLossOwner: AnyObject {
+    var supervised: DiceCELoss { get set }
+}
+
+extension SupervisedMethod: SupervisedLossOwner {}
+extension MeanTeacherMethod: SupervisedLossOwner {}
+extension CMCMethod: SupervisedLossOwner {}
+extension CrossPseudoSupervisionMethod: SupervisedLossOwner {}
+extension SemiCMLMethod: SupervisedLossOwner {}

@@ -43,6 +43,9 @@ public struct TrainingConfig: Codable, Sendable {
     /// Supervised / mean teacher / CPS: modalities fed to the network (channel indices); empty = all
     /// (early fusion).
     public var inputModalities: [Int] = []
+    /// Whether the Dice term of the supervised loss averages over the background class too (MONAI's
+    /// and the public CMC code's default) or over the foreground classes only (nnU-Net's).
+    public var diceIncludeBackground: Bool = true
 
     public init() {}
 
