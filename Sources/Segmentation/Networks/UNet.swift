@@ -34,6 +34,8 @@ public struct UNetConfig: Codable, Sendable, Equatable {
     public var vit: ViTConfig
     /// `he` (default, nnU-Net's) or `pytorch` (PyTorch's layer defaults). With PyTorch's default a
     /// narrow network (8 channels at full resolution) failed to learn some classes at some seeds.
+    /// Applies to the convolutional encoder, the decoder and CMC's fusion layers; a ViT encoder
+    /// keeps its own (SAM-Med3D's) initialisation.
     public var initialization: WeightInitialization
 
     public init(rank: Int = 3, widths: [Int] = [16, 32, 64, 128, 256], norm: NormKind = .instance, dropout: Double = 0,
@@ -207,7 +209,12 @@ public final class UNet: Module, Layer {
         decoder = try UNetDecoder(numClasses: numClasses, config: config)
         self.config = config
         super.init()
-        if config.initialization == .he { try Initialization.he(self) }
+        if config.initialization == .he {
+            // The convolutional encoder and the decoder; a ViT encoder keeps its reference
+            // (SAM-Med3D) initialisation, which pretrained weights replace anyway.
+            if config.encoder == .unet { try Initialization.he(encoder) }
+            try Initialization.he(decoder)
+        }
     }
 
     public override func children() -> [(String, Any)] { [("encoder", encoder as Module), ("decoder", decoder)] }
