@@ -1,7 +1,8 @@
-// The only C++ in Concord: each entry point of ctorch.h wrapped in CT_TRY, which turns any C++
-// exception into a returned error string. Adding an op is one line here (CT_UNARY/CT_BINARY/...)
-// and one Swift method.
+// The tensor ops of the C ABI over libtorch: each entry point of ctorch.h wrapped in CT_TRY
+// (boundary.h), which turns any C++ exception into a returned error string. Adding an op is one
+// line here (CT_UNARY/CT_BINARY/...) and one Swift method.
 #include "ctorch.h"
+#include "boundary.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -17,53 +18,6 @@
 #if __has_include(<torch/csrc/api/include/torch/version.h>)
 #include <torch/csrc/api/include/torch/version.h>
 #endif
-
-struct ct_tensor_s {
-    at::Tensor t;
-};
-
-namespace {
-
-char *make_error(const char *msg) {
-    size_t n = std::strlen(msg);
-    char *s = static_cast<char *>(std::malloc(n + 1));
-    if (s) std::memcpy(s, msg, n + 1);
-    return s;
-}
-
-inline ct_tensor wrap(at::Tensor t) { return new ct_tensor_s{std::move(t)}; }
-inline at::Tensor &T(ct_tensor h) {
-    if (!h) throw std::invalid_argument("null tensor handle");
-    return h->t;
-}
-inline c10::optional<at::Tensor> opt(ct_tensor h) {
-    if (!h) return c10::nullopt;
-    return h->t;
-}
-inline at::IntArrayRef ints(const int64_t *p, int n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
-inline at::Device device(int type, int index) {
-    if (type == 1) return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
-    return at::Device(at::kCPU);
-}
-inline at::TensorOptions options(int dtype, int dev, int index) {
-    return at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)).device(device(dev, index));
-}
-
-}  // namespace
-
-// One exception boundary for the whole shim. c10::Error is caught first for its message without
-// the C++ backtrace, which means nothing to a Swift user.
-#define CT_TRY(...)                                                                   \
-    try {                                                                             \
-        __VA_ARGS__;                                                                  \
-        return nullptr;                                                               \
-    } catch (const c10::Error &e) {                                                   \
-        return make_error(e.what_without_backtrace());                                \
-    } catch (const std::exception &e) {                                               \
-        return make_error(e.what());                                                  \
-    } catch (...) {                                                                   \
-        return make_error("unknown C++ exception in libtorch");                       \
-    }
 
 #define CT_UNARY(name, expr) \
     ct_error ct_##name(ct_tensor a_, ct_tensor *out) { CT_TRY(auto &a = T(a_); *out = wrap(expr)) }
