@@ -7,13 +7,18 @@ import Torch
 /// accumulated; the sum is divided by the accumulated weights. Volumes smaller than the patch are
 /// zero-padded and cropped back. Memory is the K x volume accumulator plus one batch of windows.
 /// Optional test-time augmentation averages the predictions of all axis-flip combinations.
+///
+/// On a GPU the volume, the accumulators and the stitching stay on the device (one copy in, one
+/// copy of the result out). When the device runs out of memory for them, the run is repeated with
+/// the volume and accumulators in host memory, where only the windows travel: slower, but it fits.
+/// `runWithPlacement` says which was used.
 public struct SlidingWindowInference: Sendable {
     public var patch: [Int]
     public var overlap: Double
     public var windowBatch: Int
     public var sigmaScale: Double
     public var flipTTA: Bool
-    /// Where the network runs; windows go there and predictions come back to the CPU accumulator.
+    /// Where the network runs; the stitching runs there too when it fits.
     public var device: Device
 
     public init(patch: [Int], overlap: Double = 0.5, windowBatch: Int = 2, sigmaScale: Double = 0.125, flipTTA: Bool = false,
@@ -55,24 +60,47 @@ public struct SlidingWindowInference: Sendable {
     /// (B, K, patch...) (nil heads stay nil). Returns per-head probabilities (K, spatial...).
     public func run(images: Tensor, present: [Bool], progress: ((Int, Int) -> Void)? = nil,
                     predict: ([Tensor?]) throws -> [Tensor?]) throws -> [Tensor?] {
+        try runWithPlacement(images: images, present: present, progress: progress, predict: predict).probabilities
+    }
+
+    /// Where a run kept its volume and accumulators.
+    public enum Placement: String, Sendable { case device, host }
+
+    /// As `run`, also saying where the stitching ran (always `.host` on the CPU).
+    public func runWithPlacement(images: Tensor, present: [Bool], progress: ((Int, Int) -> Void)? = nil,
+                                 predict: ([Tensor?]) throws -> [Tensor?]) throws -> (probabilities: [Tensor?], placement: Placement) {
+        guard device != .cpu else {
+            return (try stitch(images: images, present: present, home: .cpu, progress: progress, predict: predict), .host)
+        }
+        do {
+            return (try stitch(images: images, present: present, home: device, progress: progress, predict: predict), .device)
+        } catch let error as TorchError where error.description.lowercased().contains("out of memory") {
+            return (try stitch(images: images, present: present, home: .cpu, progress: progress, predict: predict), .host)
+        }
+    }
+
+    /// The sliding window with the volume, weights and accumulators on `home`; windows run on
+    /// `device`; the result is on the CPU.
+    func stitch(images: Tensor, present: [Bool], home: Device, progress: ((Int, Int) -> Void)?,
+                predict: ([Tensor?]) throws -> [Tensor?]) throws -> [Tensor?] {
         try withNoGrad {
             let shape = Array(images.shape.dropFirst())
             guard shape.count == patch.count else { throw TorchError("sliding window: image rank \(shape.count) vs patch \(patch.count)") }
             let padded = zip(shape, patch).map { Swift.max($0, $1) }
-            var x = images
+            var x = try images.to(home)
             if padded != shape {
-                let canvas = try Tensor.zeros([images.size(0)] + padded, dtype: images.dtype)
+                let canvas = try Tensor.zeros([images.size(0)] + padded, dtype: images.dtype, device: home)
                 var view = canvas
                 for d in 0..<shape.count { view = try view.narrow(dim: 1 + d, start: 0, length: shape[d]) }
                 try view.copy_(images)
                 x = canvas
             }
-            let weight = try gaussian()
+            let weight = try gaussian().to(home)
             let axes = (0..<padded.count).map { Self.starts(size: padded[$0], patch: patch[$0], overlap: overlap) }
             var origins: [[Int]] = [[]]
             for a in axes { origins = origins.flatMap { o in a.map { o + [$0] } } }
             var accumulators: [Tensor?] = []
-            let weightSum = try Tensor.zeros(padded)
+            let weightSum = try Tensor.zeros(padded, device: home)
             var done = 0
             for batchStart in stride(from: 0, to: origins.count, by: Swift.max(windowBatch, 1)) {
                 let batchOrigins = Array(origins[batchStart..<Swift.min(batchStart + windowBatch, origins.count)])
@@ -82,9 +110,9 @@ public struct SlidingWindowInference: Sendable {
                     return w
                 }
                 let stacked = try Tensor.stack(windows, dim: 0).to(device)               // (B, M, patch)
-                let heads = try predictWithTTA(stacked, present: present, predict: predict).map { try $0?.to(.cpu) }
+                let heads = try predictWithTTA(stacked, present: present, predict: predict).map { try $0?.to(home) }
                 if accumulators.isEmpty {
-                    accumulators = try heads.map { h in try h.map { try Tensor.zeros([$0.size(1)] + padded) } }
+                    accumulators = try heads.map { h in try h.map { try Tensor.zeros([$0.size(1)] + padded, device: home) } }
                 }
                 for (b, o) in batchOrigins.enumerated() {
                     var wsView = weightSum
@@ -107,7 +135,7 @@ public struct SlidingWindowInference: Sendable {
                         for d in 0..<shape.count { out = try out.narrow(dim: 1 + d, start: 0, length: shape[d]) }
                         out = try out.contiguous()
                     }
-                    return out
+                    return try out.to(.cpu)
                 }
             }
         }
