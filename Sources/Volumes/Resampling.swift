@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Torch
 
@@ -87,7 +88,7 @@ extension Volume {
                 let s = src.baseAddress!, d = dst.baseAddress!
                 ti.withUnsafeBufferPointer { tip in
                     let t = tip.baseAddress!
-                    volumesParallelFor(mz, grain: Swift.max(1, 65_536 / Swift.max(mx * my, 1))) { k in
+                    Parallel.forEach(mz, grain: Swift.max(1, 65_536 / Swift.max(mx * my, 1))) { k in
                         for j in 0..<my {
                             let row = s + nx * (tj[j] + ny * tk[k])
                             let o = d + mx * (j + my * k)
@@ -163,7 +164,7 @@ extension Volume {
         let failure = FirstError()
         out.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: slabs) { s in
+            Parallel.forEachChunk(slabs, chunks: slabs) { s, _ in
                 let k0 = s * slabDepth, depth = Swift.min(slabDepth, mz - k0)
                 var grid = [Float](repeating: 0, count: depth * plane * 3)
                 grid.withUnsafeMutableBufferPointer { g in
@@ -248,7 +249,7 @@ struct SignedPermutation {
         input.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 let sp = src.baseAddress!, dp = dst.baseAddress!
-                volumesParallelFor(o[2], grain: max(1, 65_536 / max(plane, 1))) { k in
+                Parallel.forEach(o[2], grain: max(1, 65_536 / max(plane, 1))) { k in
                     let sk = source(2, k)
                     guard sk >= 0, sk < n[axis[2]] else { return }
                     for j in 0..<o[1] {
