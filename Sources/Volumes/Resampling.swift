@@ -63,9 +63,13 @@ extension Volume {
         case .linear:
             // libtorch's trilinear resize uses exactly this index map (align_corners=False) and
             // clamps at the edges; it is faster than grid_sample with a grid.
-            let x = try Tensor(voxels, shape: [1, 1, shape[2], shape[1], shape[0]])
-            let y = try F.interpolate(x, size: [newShape[2], newShape[1], newShape[0]], mode: .linear, alignCorners: false)
-            out = try y.toArray(Float.self)
+            do {
+                let x = try Tensor(voxels, shape: [1, 1, shape[2], shape[1], shape[0]])
+                let y = try F.interpolate(x, size: [newShape[2], newShape[1], newShape[0]], mode: .linear, alignCorners: false)
+                out = try y.toArray(Float.self)
+            } catch {
+                throw PreprocessingError(field: "resampling", problem: "trilinear resize \(shape) -> \(newShape) failed in libtorch: \(error)")
+            }
         case .nearest:
             out = nearestResize(to: newShape)
         }
@@ -148,7 +152,10 @@ extension Volume {
                             padding: F.GridPadding = .zeros) throws -> [Float] {
         let n = shape
         let source: [Float] = fill == 0 ? voxels : voxels.map { $0 - fill }
-        let input = try Tensor(source, shape: [1, 1, n[2], n[1], n[0]])
+        let input: Tensor
+        do { input = try Tensor(source, shape: [1, 1, n[2], n[1], n[0]]) } catch {
+            throw PreprocessingError(field: "resampling", problem: "cannot hold the volume of shape \(n) in libtorch: \(error)")
+        }
         let mx = outShape[0], my = outShape[1], mz = outShape[2]
         let plane = mx * my
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -189,7 +196,7 @@ extension Volume {
                     let stride = MemoryLayout<Float>.stride
                     try y.copyBytes(into: UnsafeMutableRawBufferPointer(start: base + k0 * plane * stride, count: depth * plane * stride))
                 } catch {
-                    failure.record(error)
+                    failure.record(PreprocessingError(field: "resampling", problem: "grid_sample onto \(outShape) failed in libtorch: \(error)"))
                 }
             }
         }
@@ -199,7 +206,8 @@ extension Volume {
     }
 }
 
-/// The first error thrown by concurrent workers.
+/// The first error thrown by concurrent workers (every libtorch failure in this file is reported as a
+/// `PreprocessingError` on "resampling", so Volumes throws only its own error types).
 final class FirstError: @unchecked Sendable {
     private let lock = NSLock()
     private var first: Error?

@@ -112,7 +112,8 @@ final class MisalignmentTests: XCTestCase {
             let edge = Volume.resample(v.voxels, shape: shape, voxelMap: map, interpolation: .linear, border: .edge)
             let old = oldPhantomResample(v.voxels, shape: shape, voxelMap: map)
             for n in edge.indices { XCTAssertEqual(edge[n], old[n], accuracy: 1e-5) }
-            for (interpolation, tolerance) in [(Interpolation.linear, Float(1e-4)), (.nearest, Float(0))] {
+            // The libtorch path shifts values by the fill and back (1 ulp), and builds its grid in float.
+            for (interpolation, tolerance) in [(Interpolation.linear, Float(1e-4)), (.nearest, Float(1e-6))] {
                 let native = try v.applying(t, interpolation: interpolation, border: .constant(0.5))
                 let torch = try v.resampled(voxelMap: map, shape: shape, affine: affine, interpolation: interpolation, fill: 0.5,
                                             exactShortcut: false)
