@@ -36,11 +36,13 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "concord", targets: ["concord"]),
+        .library(name: "Essentials", targets: ["Essentials"]),
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "Volumes", targets: ["Volumes"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Metrics", targets: ["Metrics"]),
         .library(name: "Segmentation", targets: ["Segmentation"]),
+        .library(name: "Reports", targets: ["Reports"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,30 +55,37 @@ let package = Package(
             cxxSettings: [.unsafeFlags(torchCxxFlags)],
             linkerSettings: torchLibs + [.unsafeFlags(torchLinkFlags)]
         ),
-        .target(name: "Torch", dependencies: ["CTorch"]),
+        // Shared utilities without libtorch: atomic file writes, the parallel loop/map, the keyed
+        // seeded generator.
+        .target(name: "Essentials"),
+        .target(name: "Torch", dependencies: ["CTorch", "Essentials"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CDeflate", path: "Sources/CDeflate"),
-        .target(name: "Volumes", dependencies: ["CZlib", "CDeflate", "Torch"]),
-        .target(name: "Metrics"),
-        .target(name: "Datasets", dependencies: ["Volumes", "Torch"]),
+        .target(name: "Volumes", dependencies: ["CZlib", "CDeflate", "Torch", "Essentials"]),
+        .target(name: "Metrics", dependencies: ["Essentials"]),
+        .target(name: "Datasets", dependencies: ["Volumes", "Essentials"]),
         .target(
             name: "Segmentation",
-            dependencies: ["Torch", "Volumes", "Datasets", "Metrics", .product(name: "Yams", package: "Yams")]
+            dependencies: ["Torch", "Volumes", "Datasets", "Metrics", "Essentials", .product(name: "Yams", package: "Yams")]
         ),
+        // The HTML report: charts, slice overlays, PNG encoding (nothing below depends on it).
+        .target(name: "Reports", dependencies: ["Segmentation", "Datasets", "Volumes", "Metrics", "Essentials", "CZlib"]),
         .executableTarget(
             name: "concord",
             dependencies: [
-                "Segmentation", "Datasets", "Volumes", "Metrics", "Torch",
+                "Reports", "Segmentation", "Datasets", "Volumes", "Metrics", "Torch", "Essentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        .testTarget(name: "EssentialsTests", dependencies: ["Essentials"]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "VolumesTests", dependencies: ["Volumes"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VolumesTests", dependencies: ["Volumes", "Essentials"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Volumes"]),
-        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Datasets", "Volumes", "Metrics", "Torch"],
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Volumes", "Essentials"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Reports", "Datasets", "Volumes", "Metrics", "Torch", "Essentials"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Segmentation", "Volumes", "CZlib"]),
     ],
     swiftLanguageModes: [.v5]
 )

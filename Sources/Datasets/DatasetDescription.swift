@@ -1,5 +1,5 @@
 import Foundation
-import Torch
+import Essentials
 
 /// Whether the channels of a case come from the same patient (paired, roughly co-registered) or
 /// the dataset pools single-modality cohorts of different patients (unpaired).

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Volumes
 
@@ -21,7 +22,7 @@ public enum DatasetValidator {
             declared = [:]      // region labels: already reported by the description check
         }
         let cases = layout.allCases
-        let results = ParallelWork.map(count: cases.count, workers: threads) { validate(cases[$0], root: root, declaredLabels: declared) }
+        let results = Parallel.map(count: cases.count, workers: threads) { validate(cases[$0], root: root, declaredLabels: declared) }
         return layoutProblems + results.flatMap { $0 }
     }
 

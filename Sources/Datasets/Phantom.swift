@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Volumes
 
@@ -14,10 +15,10 @@ public struct PhantomCase: Sendable {
     /// Labels on channel 0's grid: 0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool
     /// (as Float).
     public var label: Volume
-    /// Per channel, the rigid motion the channel's anatomy underwent relative to channel 0 (nil for
-    /// channel 0 and when misalignment is off). A structure channel 0 shows at world p appears in
-    /// channel m at `motions[m]!.apply(p)`.
-    public var motions: [PhantomMotion?]
+    /// Per channel, the rigid motion (about the grid's centre) the channel's anatomy underwent
+    /// relative to channel 0 (nil for channel 0 and when misalignment is off). A structure channel 0
+    /// shows at world p appears in channel m at `motions[m]!.apply(p, centre: grid centre)`.
+    public var motions: [RigidTransform?]
     /// Whether the case has myocardial scar (LGE enhancement / T2 edema).
     public var hasScar: Bool
 }
@@ -49,15 +50,13 @@ public enum Phantom {
         let labelVoxels = tissue.map { Float(PhantomTissue(rawValue: $0)!.label) }
         let label = Volume(shape: shape, voxels: labelVoxels, spacing: spacing, affine: affine)
 
-        let centre = affine.apply(shape.map { Double($0 - 1) / 2 })
         var channels: [Volume] = []
-        var motions: [PhantomMotion?] = []
+        var motions: [RigidTransform?] = []
         for modality in config.modalityList {
-            var motion: PhantomMotion? = nil
+            var motion: RigidTransform? = nil
             if modality != .bSSFP && (config.misalignMM > 0 || config.misalignDegrees > 0) {
                 var mr = SeededGenerator(seed: seed, stream: [caseKey, 2, UInt64(modality.rawValue)])
-                motion = PhantomMotion.random(maxTranslationMM: config.misalignMM, maxDegrees: config.misalignDegrees,
-                                              centre: centre, rng: &mr)
+                motion = RigidTransform.random(maxTranslationMM: config.misalignMM, maxRotationDegrees: config.misalignDegrees, rng: &mr)
             }
             var r = SeededGenerator(seed: seed, stream: [caseKey, 1, UInt64(modality.rawValue)])
             let voxels = image(tissue: tissue, shape: shape, spacing: spacing, affine: affine, modality: modality,

@@ -1,5 +1,5 @@
 import Foundation
-import Torch
+import Essentials
 import Volumes
 
 /// What `Phantom.writeDataset` records in `phantom.json` next to `dataset.json`: how to regenerate
@@ -11,7 +11,7 @@ public struct PhantomDatasetRecord: Codable, Equatable, Sendable {
         public var labeled: Bool
         public var hasScar: Bool
         /// Per channel, the rigid motion applied (nil for channel 0 / no misalignment).
-        public var motions: [PhantomMotion?]
+        public var motions: [RigidTransform?]
     }
 
     /// Bumped whenever the generator's output for a given seed and config changes.

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Volumes
 
@@ -53,7 +54,7 @@ extension Phantom {
     /// Renders one modality of a case: tissue means (with per-case jitter) -> partial-volume blur
     /// -> optional rigid motion -> bias field -> Rician noise -> global scale and offset.
     static func image(tissue: [UInt8], shape: [Int], spacing: [Double], affine: Affine, modality: PhantomModality,
-                      config: PhantomConfig, motion: PhantomMotion?, rng r: inout SeededGenerator) -> [Float] {
+                      config: PhantomConfig, motion: RigidTransform?, rng r: inout SeededGenerator) -> [Float] {
         var contrast = PhantomContrast.nominal(modality, overlap: config.contrastOverlap)
         // Per-case contrast jitter (each tissue's mean independently; air stays 0).
         for t in 1..<PhantomTissue.count {
@@ -67,9 +68,11 @@ extension Phantom {
         if sigma > 0 {
             img = gaussianBlur(img, shape: shape, sigma: [sigma, sigma, sigma * config.throughPlaneBlurFactor])
         }
-        if let motion = motion, motion != .identity {
+        if let motion = motion, !motion.isIdentity {
             guard let inv = affine.inverse() else { return img }
-            img = resample(img, shape: shape, voxelMap: inv * motion.inverse.worldAffine * affine)
+            // Edge replication outside the volume, so no artificial black band appears.
+            img = Volume.resample(img, shape: shape, voxelMap: Volume.rigidVoxelMap(motion, affine: affine, inverse: inv, shape: shape),
+                                  interpolation: .linear, border: .edge)
         }
 
         // Smooth multiplicative bias field (a coil property: fixed in scanner space).

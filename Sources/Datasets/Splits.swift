@@ -1,5 +1,5 @@
 import Foundation
-import Torch
+import Essentials
 
 /// Errors making or reading splits.
 public struct SplitsError: Error, CustomStringConvertible, LocalizedError, Sendable {

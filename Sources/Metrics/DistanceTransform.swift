@@ -1,4 +1,5 @@
 import Dispatch
+import Essentials
 import Foundation
 
 /// Exact Euclidean distance transform with anisotropic spacing, in linear time.
@@ -11,7 +12,7 @@ import Foundation
 /// follows from a forward and a backward scan; along y and z each line is replaced by the lower
 /// envelope of the parabolas `(q - p)²·s² + f(p)` (Felzenszwalb & Huttenlocher, "Distance Transforms
 /// of Sampled Functions", 2012), which is exact and O(n) per line. Lines are processed in parallel
-/// with `DispatchQueue.concurrentPerform`, gathered in blocks of neighbouring x so that memory is
+/// with `Parallel.forEachChunk`, gathered in blocks of neighbouring x so that memory is
 /// read a cache line at a time along the strided axes.
 public enum EuclideanDistanceTransform {
     /// Squared distances (e.g. mm²) to the nearest nonzero voxel of `features` (shape with 1 to 3 axes, x fastest).
@@ -54,8 +55,8 @@ func squaredEDT(features: UnsafeBufferPointer<UInt8>, grid: Grid3, spacing: (Dou
         // Pass 1, along x (contiguous): distance to the nearest feature on the line, by two scans.
         let lines = ny * nz
         let sx = spacing.0
-        let chunks = workChunks(lines)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let chunks = Parallel.chunkCount(lines)
+        Parallel.forEachChunk(chunks, chunks: chunks) { c, _ in
             for line in (c * lines / chunks)..<((c + 1) * lines / chunks) {
                 let base = line * nx
                 var last = -1
@@ -87,8 +88,8 @@ private func envelopePass(
 ) {
     let blocksPerRow = (nx + lineBlock - 1) / lineBlock
     let items = outer * blocksPerRow
-    let chunks = workChunks(items)
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+    let chunks = Parallel.chunkCount(items)
+    Parallel.forEachChunk(chunks, chunks: chunks) { c, _ in
         let f = UnsafeMutablePointer<Double>.allocate(capacity: lineBlock * n)
         let g = UnsafeMutablePointer<Double>.allocate(capacity: lineBlock * n)
         let v = UnsafeMutablePointer<Int>.allocate(capacity: n)

@@ -1,4 +1,5 @@
 import Dispatch
+import Essentials
 import Foundation
 
 /// Surface voxels of a binary mask, as medpy extracts them:
@@ -28,9 +29,9 @@ func surfaceMask(_ mask: UnsafeBufferPointer<UInt8>, grid: Grid3) -> [UInt8] {
     // Axes that are padding (a 2D mask seen as nx × ny × 1) have no border along them.
     let checkY = grid.axes >= 2, checkZ = grid.axes >= 3
     let sy = nx, sz = nx * ny
-    let chunks = workChunks(nz)
+    let chunks = Parallel.chunkCount(nz)
     return [UInt8](unsafeUninitializedCapacity: grid.count) { out, initialized in
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        Parallel.forEachChunk(chunks, chunks: chunks) { c, _ in
             let k0 = c * nz / chunks, k1 = (c + 1) * nz / chunks
             for k in k0..<k1 {
                 let zInterior = !checkZ || (k > 0 && k < nz - 1)

@@ -1,4 +1,5 @@
 import Dispatch
+import Essentials
 import Foundation
 
 /// A 3D grid (nx, ny, nz), x fastest: the voxel (i, j, k) is at index i + nx*(j + ny*k).
@@ -61,10 +62,6 @@ struct VoxelBox: Equatable {
     }
 }
 
-/// Number of work items to split `n` units of work into for `concurrentPerform`.
-func workChunks(_ n: Int, perCore: Int = 4) -> Int {
-    max(1, min(n, ProcessInfo.processInfo.activeProcessorCount * perCore))
-}
 
 /// Partial result of `scanPair` over some z slices.
 private struct ScanPartial {
@@ -82,10 +79,10 @@ func scanPair<T>(
                  "mask sizes \(prediction.count), \(reference.count) do not match the shape (\(grid.nx), \(grid.ny), \(grid.nz))")
     let (nx, ny, nz) = (grid.nx, grid.ny, grid.nz)
     guard grid.count > 0 else { return (OverlapCounts(prediction: 0, reference: 0, intersection: 0), nil) }
-    let chunks = workChunks(nz)
+    let chunks = Parallel.chunkCount(nz)
     var partials = [ScanPartial](repeating: ScanPartial(), count: chunks)
     partials.withUnsafeMutableBufferPointer { out in
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        Parallel.forEachChunk(chunks, chunks: chunks) { c, _ in
             var part = ScanPartial()
             let k0 = c * nz / chunks, k1 = (c + 1) * nz / chunks
             for k in k0..<k1 {
@@ -128,9 +125,9 @@ func extractMask<T>(
 ) -> [UInt8] {
     let e = box.extent
     let (cx, cy, cz) = (e.x, e.y, e.z)
-    let chunks = workChunks(cz)
+    let chunks = Parallel.chunkCount(cz)
     return [UInt8](unsafeUninitializedCapacity: cx * cy * cz) { out, initialized in
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        Parallel.forEachChunk(chunks, chunks: chunks) { c, _ in
             let k0 = c * cz / chunks, k1 = (c + 1) * cz / chunks
             for k in k0..<k1 {
                 for j in 0..<cy {

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 
 /// A box of voxels: `lower[a] ..< upper[a]` on each axis (i, j, k), half-open.
@@ -55,7 +56,7 @@ public enum Cropping {
         let buffers = volumes.map { $0.voxels }
         slices.withUnsafeMutableBufferPointer { out in
             let outBase = out.baseAddress!
-            volumesParallelFor(nz, grain: max(1, 65_536 / max(nx * ny, 1))) { k in
+            Parallel.forEach(nz, grain: max(1, 65_536 / max(nx * ny, 1))) { k in
                 var iLo = Int.max, iHi = -1, jLo = Int.max, jHi = -1
                 for j in 0..<ny {
                     let row = nx * (j + ny * k)
@@ -119,7 +120,7 @@ extension Volume {
     static func copyRows(of box: BoundingBox, in shape: [Int], from source: UnsafePointer<Float>,
                          to destination: UnsafeMutablePointer<Float>, boxIsSource: Bool) {
         let s = box.shape, nx = shape[0], ny = shape[1]
-        volumesParallelFor(s[2], grain: max(1, 65_536 / max(s[0] * s[1], 1))) { k in
+        Parallel.forEach(s[2], grain: max(1, 65_536 / max(s[0] * s[1], 1))) { k in
             for j in 0..<s[1] {
                 let inVolume = box.lower[0] + nx * (box.lower[1] + j + ny * (box.lower[2] + k))
                 let inBox = s[0] * (j + s[1] * k)

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 
 // Orientation of voxel axes in world space, and exact axis permutations/flips of volumes.
@@ -294,7 +295,7 @@ public struct AxisTransform: Equatable, Codable, Sendable {
         input.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 let s = src.baseAddress!, d = dst.baseAddress!
-                volumesParallelFor(o[2], grain: max(1, 65_536 / max(plane, 1))) { k in
+                Parallel.forEach(o[2], grain: max(1, 65_536 / max(plane, 1))) { k in
                     for j in 0..<o[1] {
                         var from = base + j * step[1] + k * step[2]
                         var to = o[0] * (j + o[1] * k)
@@ -304,21 +305,6 @@ public struct AxisTransform: Equatable, Codable, Sendable {
             }
         }
         return out
-    }
-}
-
-/// Runs `body(0..<count)` on all cores in chunks of about `grain` iterations (serially when small).
-func volumesParallelFor(_ count: Int, grain: Int = 1, _ body: (Int) -> Void) {
-    if count <= 0 { return }
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    let chunks = min(count, max(1, min(cores * 4, count / max(grain, 1))))
-    if chunks <= 1 || cores <= 1 {
-        for n in 0..<count { body(n) }
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = count * c / chunks, hi = count * (c + 1) / chunks
-        for n in lo..<hi { body(n) }
     }
 }
 

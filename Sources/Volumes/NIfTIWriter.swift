@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -123,30 +124,18 @@ extension NIfTI {
         return h
     }
 
-    /// Creates a temporary file next to `url`, lets `body` write into it (through gzip when asked),
-    /// then renames it over `url`. On any error the temporary file is removed.
+    /// Writes through `AtomicFile` (temporary file next to `url`, renamed into place; removed on any
+    /// error), through gzip when asked. Atomic-write failures are reported as `NIfTIError` on "file".
     static func atomicWrite(to url: URL, gzip: Bool, level: Int, _ body: (NIfTIByteSink) throws -> Void) throws {
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString.prefix(8))")
-        var fd = NIfTISys.open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw NIfTIError(url, "file", "cannot create a temporary file in \(dir.path): \(NIfTISys.errnoText())")
+        do {
+            try AtomicFile.write(to: url) { fd in
+                let raw = RawFileSink(fd: fd, url: url)
+                let sink: NIfTIByteSink = gzip ? try GzipSink(file: raw, level: level) : raw
+                try body(sink)
+                try sink.finish()
+            }
+        } catch let e as AtomicFileError {
+            throw NIfTIError(url, "file", e.description)
         }
-        var done = false
-        defer {
-            if fd >= 0 { _ = NIfTISys.close(fd) }
-            if !done { _ = unlink(tmp.path) }
-        }
-        let raw = RawFileSink(fd: fd, url: url)
-        let sink: NIfTIByteSink = gzip ? try GzipSink(file: raw, level: level) : raw
-        try body(sink)
-        try sink.finish()
-        let rc = NIfTISys.close(fd)
-        fd = -1
-        guard rc == 0 else { throw NIfTIError(url, "file", "close failed: \(NIfTISys.errnoText())") }
-        guard rename(tmp.path, url.path) == 0 else {
-            throw NIfTIError(url, "file", "cannot rename the temporary file into place: \(NIfTISys.errnoText())")
-        }
-        done = true
     }
 }

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Torch
 
@@ -62,9 +63,13 @@ extension Volume {
         case .linear:
             // libtorch's trilinear resize uses exactly this index map (align_corners=False) and
             // clamps at the edges; it is faster than grid_sample with a grid.
-            let x = try Tensor(voxels, shape: [1, 1, shape[2], shape[1], shape[0]])
-            let y = try F.interpolate(x, size: [newShape[2], newShape[1], newShape[0]], mode: .linear, alignCorners: false)
-            out = try y.toArray(Float.self)
+            do {
+                let x = try Tensor(voxels, shape: [1, 1, shape[2], shape[1], shape[0]])
+                let y = try F.interpolate(x, size: [newShape[2], newShape[1], newShape[0]], mode: .linear, alignCorners: false)
+                out = try y.toArray(Float.self)
+            } catch {
+                throw PreprocessingError(field: "resampling", problem: "trilinear resize \(shape) -> \(newShape) failed in libtorch: \(error)")
+            }
         case .nearest:
             out = nearestResize(to: newShape)
         }
@@ -87,7 +92,7 @@ extension Volume {
                 let s = src.baseAddress!, d = dst.baseAddress!
                 ti.withUnsafeBufferPointer { tip in
                     let t = tip.baseAddress!
-                    volumesParallelFor(mz, grain: Swift.max(1, 65_536 / Swift.max(mx * my, 1))) { k in
+                    Parallel.forEach(mz, grain: Swift.max(1, 65_536 / Swift.max(mx * my, 1))) { k in
                         for j in 0..<my {
                             let row = s + nx * (tj[j] + ny * tk[k])
                             let o = d + mx * (j + my * k)
@@ -147,7 +152,10 @@ extension Volume {
                             padding: F.GridPadding = .zeros) throws -> [Float] {
         let n = shape
         let source: [Float] = fill == 0 ? voxels : voxels.map { $0 - fill }
-        let input = try Tensor(source, shape: [1, 1, n[2], n[1], n[0]])
+        let input: Tensor
+        do { input = try Tensor(source, shape: [1, 1, n[2], n[1], n[0]]) } catch {
+            throw PreprocessingError(field: "resampling", problem: "cannot hold the volume of shape \(n) in libtorch: \(error)")
+        }
         let mx = outShape[0], my = outShape[1], mz = outShape[2]
         let plane = mx * my
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -163,7 +171,7 @@ extension Volume {
         let failure = FirstError()
         out.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: slabs) { s in
+            Parallel.forEachChunk(slabs, chunks: slabs) { s, _ in
                 let k0 = s * slabDepth, depth = Swift.min(slabDepth, mz - k0)
                 var grid = [Float](repeating: 0, count: depth * plane * 3)
                 grid.withUnsafeMutableBufferPointer { g in
@@ -188,7 +196,7 @@ extension Volume {
                     let stride = MemoryLayout<Float>.stride
                     try y.copyBytes(into: UnsafeMutableRawBufferPointer(start: base + k0 * plane * stride, count: depth * plane * stride))
                 } catch {
-                    failure.record(error)
+                    failure.record(PreprocessingError(field: "resampling", problem: "grid_sample onto \(outShape) failed in libtorch: \(error)"))
                 }
             }
         }
@@ -198,7 +206,8 @@ extension Volume {
     }
 }
 
-/// The first error thrown by concurrent workers.
+/// The first error thrown by concurrent workers (every libtorch failure in this file is reported as a
+/// `PreprocessingError` on "resampling", so Volumes throws only its own error types).
 final class FirstError: @unchecked Sendable {
     private let lock = NSLock()
     private var first: Error?
@@ -248,7 +257,7 @@ struct SignedPermutation {
         input.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 let sp = src.baseAddress!, dp = dst.baseAddress!
-                volumesParallelFor(o[2], grain: max(1, 65_536 / max(plane, 1))) { k in
+                Parallel.forEach(o[2], grain: max(1, 65_536 / max(plane, 1))) { k in
                     let sk = source(2, k)
                     guard sk >= 0, sk < n[axis[2]] else { return }
                     for j in 0..<o[1] {

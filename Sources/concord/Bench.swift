@@ -1,4 +1,5 @@
 import ArgumentParser
+import Essentials
 import Foundation
 import Segmentation
 import Torch
@@ -166,13 +167,13 @@ struct Bench: ParsableCommand {
         func run() throws {
             let url = URL(fileURLWithPath: file)
             if make {
-                var rng = SplitMix64(seed: 1)
+                var rng = SeededGenerator(seed: 1, stream: [])
                 let (nx, ny, nz) = (256, 256, 128)
                 var voxels = [Float](repeating: 0, count: nx * ny * nz)
                 for k in 0..<nz { for j in 0..<ny { for i in 0..<nx {
                     let x = Double(i - 128) / 100, y = Double(j - 128) / 90, z = Double(k - 64) / 60
                     let body = x * x + y * y + z * z < 1 ? 400 + 300 * sin(Double(i) / 9) * cos(Double(j) / 11) : -1000
-                    voxels[i + nx * (j + ny * k)] = Float((body + 40 * (rng.uniform() - 0.5)).rounded())
+                    voxels[i + nx * (j + ny * k)] = Float((body + 40 * (rng.unit() - 0.5)).rounded())
                 } } }
                 try NIfTI.write(Volume(shape: [nx, ny, nz], voxels: voxels, spacing: [0.8, 0.8, 2.5]), to: url, datatype: .int16)
             }

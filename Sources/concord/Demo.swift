@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Reports
 import Segmentation
 import Torch
 
@@ -35,7 +36,7 @@ struct Demo: ParsableCommand {
             let z = Swift.max(8, (size / 2) / 8 * 8), xy = Swift.max(8, size / 8 * 8)
             demo.config.patch = [z, xy, xy]
         }
-        let result = try demo.run()
+        let result = try demo.runWithReport()
         print("")
         print("Dice on the \(result.report.cases.count) test cases (mean ± std):")
         for key in result.report.summary.keys.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }) {

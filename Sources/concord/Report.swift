@@ -1,5 +1,7 @@
+import Essentials
 import ArgumentParser
 import Foundation
+import Reports
 import Segmentation
 import Torch
 

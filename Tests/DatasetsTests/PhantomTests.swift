@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import XCTest
 @testable import Datasets
@@ -178,25 +179,26 @@ final class PhantomGeneratorTests: XCTestCase {
 final class PhantomMisalignmentTests: XCTestCase {
     func testMotionMovesPointsByTheRequestedAmount() {
         // Pure translation: every point moves by exactly the translation.
-        let t = PhantomMotion(axis: [0, 0, 1], degrees: 0, translationMM: [3, -4, 0], centre: [1, 2, 3])
+        let t = RigidTransform(axis: [0, 0, 1], angleDegrees: 0, translationMM: [3, -4, 0])
         for p in [[0.0, 0, 0], [10, -5, 7], [1, 2, 3]] {
-            let q = t.apply(p)
+            let q = t.apply(p, centre: [1, 2, 3])
             let d = (0..<3).map { q[$0] - p[$0] }
             XCTAssertEqual((d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).squareRoot(), 5, accuracy: 1e-6)
         }
         // Rotation about the centre: the centre moves by the translation only; a point at
         // distance r from the axis moves along a chord 2 r sin(angle / 2).
-        let r = PhantomMotion(axis: [0, 0, 1], degrees: 30, translationMM: [0, 0, 2], centre: [5, 5, 5])
-        let c = r.apply([5, 5, 5])
+        let r = RigidTransform(axis: [0, 0, 1], angleDegrees: 30, translationMM: [0, 0, 2])
+        let centre = [5.0, 5, 5]
+        let c = r.apply([5, 5, 5], centre: centre)
         XCTAssertEqual(c[0], 5, accuracy: 1e-9); XCTAssertEqual(c[1], 5, accuracy: 1e-9); XCTAssertEqual(c[2], 7, accuracy: 1e-9)
-        let p = r.apply([15, 5, 5])
+        let p = r.apply([15, 5, 5], centre: centre)
         let chord = ((p[0] - 15) * (p[0] - 15) + (p[1] - 5) * (p[1] - 5)).squareRoot()
         XCTAssertEqual(chord, 2 * 10 * sin(15 * Double.pi / 180), accuracy: 1e-6)
         XCTAssertEqual(r.angleDegrees, 30, accuracy: 1e-9)
         // Inverse undoes the motion; the world affine agrees with apply.
-        let back = r.inverse.apply(p)
+        let back = r.inverseWorldMatrix(centre: centre).apply(p)
         XCTAssertEqual(back[0], 15, accuracy: 1e-9); XCTAssertEqual(back[1], 5, accuracy: 1e-9); XCTAssertEqual(back[2], 5, accuracy: 1e-9)
-        let viaAffine = r.worldAffine.apply([15, 5, 5])
+        let viaAffine = r.worldMatrix(centre: centre).apply([15, 5, 5])
         for i in 0..<3 { XCTAssertEqual(viaAffine[i], p[i], accuracy: 1e-9) }
     }
 
@@ -204,12 +206,12 @@ final class PhantomMisalignmentTests: XCTestCase {
         var rng = SeededGenerator(seed: 5, stream: [])
         var longest = 0.0, widest = 0.0
         for _ in 0..<500 {
-            let m = PhantomMotion.random(maxTranslationMM: 4, maxDegrees: 6, centre: [0, 0, 0], rng: &rng)
+            let m = RigidTransform.random(maxTranslationMM: 4, maxRotationDegrees: 6, rng: &rng)
             XCTAssertLessThanOrEqual(m.translationLength, 4 + 1e-12)
             XCTAssertLessThanOrEqual(m.angleDegrees, 6 + 1e-6)
             longest = max(longest, m.translationLength); widest = max(widest, m.angleDegrees)
             // R is orthonormal.
-            let R = m.rotation
+            let R = m.rotationMatrix
             for a in 0..<3 {
                 for b in 0..<3 {
                     let dot = R[a * 3] * R[b * 3] + R[a * 3 + 1] * R[b * 3 + 1] + R[a * 3 + 2] * R[b * 3 + 2]
@@ -221,19 +223,21 @@ final class PhantomMisalignmentTests: XCTestCase {
         XCTAssertGreaterThan(widest, 5.5)
     }
 
-    func testTrilinearResamplingShiftsContentByTheMotion() {
+    func testTrilinearResamplingShiftsContentByTheMotion() throws {
         // A smooth ramp volume moved by exactly one voxel along x (2 mm): interior voxels take
         // their left neighbour's value; a half-voxel shift gives the average of two neighbours.
         let shape = [8, 6, 5], spacing = [2.0, 3.0, 4.0]
         var voxels = [Float](repeating: 0, count: 8 * 6 * 5)
         for k in 0..<5 { for j in 0..<6 { for i in 0..<8 { voxels[i + 8 * (j + 6 * k)] = Float(i * i + 3 * j + 7 * k) } } }
         let v = Volume(shape: shape, voxels: voxels, spacing: spacing, affine: .scaling(spacing, origin: [-3, 4, 10]))
-        let moved = Phantom.moved(v, by: PhantomMotion(translationMM: [2, 0, 0]))
+        let moved = try v.applying(RigidTransform(translationMM: [2, 0, 0]), interpolation: .linear, border: .edge)
         for k in 0..<5 { for j in 0..<6 { for i in 1..<8 { XCTAssertEqual(moved[i, j, k], v[i - 1, j, k], accuracy: 1e-4) } } }
-        let half = Phantom.moved(v, by: PhantomMotion(translationMM: [0, 1.5, 0]))
+        let half = try v.applying(RigidTransform(translationMM: [0, 1.5, 0]), interpolation: .linear, border: .edge)
         for k in 0..<5 { for j in 1..<6 { for i in 0..<8 { XCTAssertEqual(half[i, j, k], (v[i, j, k] + v[i, j - 1, k]) / 2, accuracy: 1e-4) } } }
         // Identity leaves the volume untouched.
-        XCTAssertEqual(Phantom.moved(v, by: .identity).voxels, v.voxels)
+        XCTAssertEqual(try v.applying(.identity, interpolation: .linear, border: .edge).voxels, v.voxels)
+        // Edge replication: content entering from outside repeats the border voxel.
+        for k in 0..<5 { for j in 0..<6 { XCTAssertEqual(moved[0, j, k], v[0, j, k], accuracy: 1e-4) } }
     }
 
     func testMisalignedChannelsMoveAndLabelsStayInTheReferenceGrid() {
@@ -250,8 +254,6 @@ final class PhantomMisalignmentTests: XCTestCase {
             let motion = try! XCTUnwrap(moved.motions[m])
             XCTAssertLessThanOrEqual(motion.translationLength, 5 + 1e-9)
             XCTAssertLessThanOrEqual(motion.angleDegrees, 8 + 1e-6)
-            // Rotation centre = grid centre (the world origin here).
-            for x in motion.centre { XCTAssertEqual(x, 0, accuracy: 1e-9) }
             XCTAssertNotEqual(moved.channels[m].voxels, aligned.channels[m].voxels)
         }
         XCTAssertNotEqual(moved.motions[1], moved.motions[2])
@@ -266,7 +268,7 @@ final class PhantomMisalignmentTests: XCTestCase {
         config.misalignMM = 6; config.misalignDegrees = 10
         let moved = Phantom.generateCase(index: 1, seed: 4, config: config)
         let motion = try XCTUnwrap(moved.motions[1])
-        let expected = Phantom.moved(aligned.channels[1], by: motion)
+        let expected = try aligned.channels[1].applying(motion, interpolation: .linear, border: .edge)
         let scale = aligned.channels[1].voxels.max()!
         var worst: Float = 0
         for i in 0..<expected.count { worst = max(worst, abs(expected.voxels[i] - moved.channels[1].voxels[i])) }

@@ -3,6 +3,7 @@ import Foundation
 import Metrics
 import XCTest
 @testable import Segmentation
+import Reports
 @testable import Torch
 import Volumes
 
@@ -37,7 +38,7 @@ final class EndToEndTests: XCTestCase {
         demo.size = 24
         demo.iterations = 3
         demo.config = Self.tinyConfig()
-        let result = try demo.run(log: { _ in })
+        let result = try demo.runWithReport(log: { _ in })
         for file in ["evaluation.json", "evaluation.csv", "report.html", "run/run.json", "run/config.yaml", "run/log.jsonl",
                      "run/splits.json", "run/checkpoints/last.safetensors", "run/checkpoints/best.safetensors"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(file).path), file)

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import XCTest
 @testable import Segmentation
@@ -7,17 +8,17 @@ import Volumes
 /// A tiny synthetic two-modality case: a cube (class 1) inside a shell (class 2); modality 0 shows
 /// the cube, modality 1 the shell, both noisy.
 func syntheticCase(_ name: String, size: Int = 16, seed: UInt64, labeled: Bool = true) throws -> PreparedCase {
-    var rng = SplitMix64(seed: seed)
+    var rng = SeededGenerator(seed: seed, stream: [])
     let n = size
     var label = [Int64](repeating: 0, count: n * n * n)
     var images = [Float](repeating: 0, count: 2 * n * n * n)
-    let c = Double(n) / 2 + Double(rng.next() % 3) - 1
+    let c = Double(n) / 2 + Double(rng.below(3)) - 1
     for z in 0..<n { for y in 0..<n { for x in 0..<n {
         let d = max(abs(Double(x) - c), abs(Double(y) - c), abs(Double(z) - c))
         let i = (z * n + y) * n + x
         label[i] = d < Double(n) / 6 ? 1 : (d < Double(n) / 3.5 ? 2 : 0)
-        images[i] = (label[i] == 1 ? 1 : 0) + Float(rng.uniform() - 0.5) * 0.6
-        images[n * n * n + i] = (label[i] == 2 ? 1 : 0) + Float(rng.uniform() - 0.5) * 0.6
+        images[i] = (label[i] == 1 ? 1 : 0) + Float(rng.unit() - 0.5) * 0.6
+        images[n * n * n + i] = (label[i] == 2 ? 1 : 0) + Float(rng.unit() - 0.5) * 0.6
     } } }
     return PreparedCase(name: name, images: try Tensor(images, shape: [2, n, n, n]),
                         label: labeled ? try Tensor(label, shape: [n, n, n]) : nil)
@@ -157,7 +158,7 @@ final class AugmentationTests: XCTestCase {
         aug.affineProbability = 1
         aug.flipProbability = 0.5
         for seed in 0..<4 as Range<UInt64> {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededGenerator(seed: seed, stream: [])
             // The image equals the label, so after any shared spatial transform they still agree
             // (nearest sampling of the label, linear of the image: compare where the image is exact).
             let label = try Tensor((0..<(16 * 16 * 16)).map { i -> Int64 in
@@ -193,7 +194,7 @@ final class MisalignmentAugmentationTests: XCTestCase {
         }
         var moved = 0
         for seed in 0..<6 as Range<UInt64> {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededGenerator(seed: seed, stream: [])
             let (x, y) = try aug(image: image, label: label, rng: &rng)
             XCTAssertEqual(try x.narrow(dim: 0, start: 0, length: 1).toArray(Float.self), blob)
             XCTAssertEqual(try y!.toArray(Int64.self), blob.map { Int64($0) })

@@ -1,18 +1,23 @@
+import Essentials
 import Foundation
 import XCTest
 @testable import Volumes
 
-/// The seeded generator of the Volumes tests (SplitMix64).
-struct GeoTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Row-major 3x3 product.
+func geoMul(_ a: [Double], _ b: [Double]) -> [Double] {
+    var out = [Double](repeating: 0, count: 9)
+    for r in 0..<3 { for c in 0..<3 { out[r * 3 + c] = a[r * 3] * b[c] + a[r * 3 + 1] * b[3 + c] + a[r * 3 + 2] * b[6 + c] } }
+    return out
+}
+
+/// Rz * Ry * Rx for angles in degrees about x, y, z (to build oblique test affines).
+func geoEulerRotation(_ degrees: [Double]) -> [Double] {
+    let r = degrees.map { $0 * Double.pi / 180 }
+    let (cx, sx) = (cos(r[0]), sin(r[0])), (cy, sy) = (cos(r[1]), sin(r[1])), (cz, sz) = (cos(r[2]), sin(r[2]))
+    let rx: [Double] = [1, 0, 0, 0, cx, -sx, 0, sx, cx]
+    let ry: [Double] = [cy, 0, sy, 0, 1, 0, -sy, 0, cy]
+    let rz: [Double] = [cz, -sz, 0, sz, cz, 0, 0, 0, 1]
+    return geoMul(rz, geoMul(ry, rx))
 }
 
 /// A volume whose voxel (i, j, k) holds f(i, j, k).
@@ -63,7 +68,7 @@ final class GeometryTests: XCTestCase {
         let c30 = cos(-30 * Double.pi / 180), s30 = sin(-30 * Double.pi / 180)
         let rz: [Double] = [c40, -s40, 0, s40, c40, 0, 0, 0, 1]
         let rx: [Double] = [1, 0, 0, 0, c30, -s30, 0, s30, c30]
-        let r = RigidTransform.mul(rz, rx)
+        let r = geoMul(rz, rx)
         let d = [-0.8, -1.1, 2.5]
         var rows: [[Double]] = []
         let t = [100.0, -50, 20]
@@ -97,7 +102,7 @@ final class GeometryTests: XCTestCase {
     }
 
     func testReorientationKeepsWorldPositionsAndInvertsExactly() throws {
-        var rng = GeoTestRNG(seed: 7)
+        var rng = SeededGenerator(seed: 7, stream: [])
         let affine = geoAffine([[0, 0, -1.5, 12], [2.0, 0, 0, -30], [0, -0.7, 0, 4]])   // "ASL"-like permutation
         let v = geoVolume([5, 6, 7], affine: affine) { _, _, _ in Float.random(in: -1...1, using: &rng) }
         XCTAssertEqual(v.orientation.code, "AIL")
@@ -132,7 +137,8 @@ final class GeometryTests: XCTestCase {
             (AxisTransform.self, #"{"sourceAxes":[0,1,2],"flips":[false,false,false],"inputShape":[2,2]}"#),
             (Orientation.self, #"{"worldAxes":[0,1,1],"signs":[1,1,1]}"#),
             (BoundingBox.self, #"{"lower":[0,0],"upper":[1,1,1]}"#),
-            (RigidTransform.self, #"{"rotationDegrees":[0],"translationMM":[1,2,3]}"#),
+            (RigidTransform.self, #"{"axis":[0],"angleDegrees":1,"translationMM":[1,2,3]}"#),
+            (RigidTransform.self, #"{"rotationDegrees":[0,0,0],"translationMM":[1,2,3]}"#),
         ]
         for (type, json) in bad {
             XCTAssertThrowsError(try JSONDecoder().decode(type, from: Data(json.utf8)), json)

@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import XCTest
 @testable import Volumes
@@ -220,7 +221,7 @@ final class NIfTICorruptTests: XCTestCase {
     /// Seeded random byte mutations of headers and gzip streams: every read succeeds or throws a
     /// NIfTIError; none crashes.
     func testRandomMutationsNeverCrash() throws {
-        var rng = GeoTestRNG(seed: 0xC0C0)
+        var rng = SeededGenerator(seed: 0xC0C0, stream: [])
         let sources = ["int16_scaled.nii", "nifti2_int32.nii", "qform_qfac_neg.nii", "fourd_int16.nii.gz", "nifti2_be_int16.nii.gz"]
         var failures = 0, successes = 0
         for round in 0..<400 {

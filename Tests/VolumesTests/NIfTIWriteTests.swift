@@ -129,9 +129,14 @@ final class NIfTIWriteTests: XCTestCase {
         try NIfTI.write(second, to: url)
         XCTAssertEqual(try NIfTI.read(url).volume.voxels, second.voxels)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["out.nii.gz"])
-        // a missing directory is an error naming the file
-        let missing = dir.appendingPathComponent("no/such/dir/x.nii")
-        assertNIfTIError(missing, ["temporary"]) { try NIfTI.write(sample(.identity), to: missing) }
+        // missing folders are created (as for every atomic write in Concord)
+        let nested = dir.appendingPathComponent("new/sub/x.nii")
+        try NIfTI.write(sample(.identity), to: nested)
+        XCTAssertEqual(try NIfTI.read(nested).volume.voxels, sample(.identity).voxels)
+        // a folder that cannot be created (a file stands in its place) is an error naming the file
+        try Data("x".utf8).write(to: dir.appendingPathComponent("blocker"))
+        let blocked = dir.appendingPathComponent("blocker/y.nii")
+        assertNIfTIError(blocked, ["folder"]) { try NIfTI.write(sample(.identity), to: blocked) }
     }
 
     func testWrittenHeaderMatchesNibabelConventions() throws {

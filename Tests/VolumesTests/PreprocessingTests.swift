@@ -5,7 +5,7 @@ import XCTest
 final class PreprocessingTests: XCTestCase {
     /// An oblique-ish LPS affine: R_z(8) R_x(5) diag(-sx, -sy, sz), origin `o`.
     func lpsAffine(spacing s: [Double], origin o: [Double], degrees: Double = 8) -> Affine {
-        let r = RigidTransform(rotationDegrees: [5, 0, degrees]).rotationMatrix
+        let r = geoEulerRotation([5, 0, degrees])
         let d = [-s[0], -s[1], s[2]]
         return geoAffine((0..<3).map { row in (0..<3).map { r[row * 3 + $0] * d[$0] } + [o[row]] })
     }

@@ -1,5 +1,5 @@
 import Foundation
-import Torch
+import Essentials
 import Volumes
 
 /// The source formats `concord convert` reads.
@@ -191,7 +191,7 @@ public enum DatasetConverter {
         // Write the cases in parallel; every failure is kept.
         let cases = plan.cases
         var done = 0
-        let errors = ParallelWork.map(count: cases.count, workers: options.threads, { i -> [ConversionError] in
+        let errors = Parallel.map(count: cases.count, workers: options.threads, { i -> [ConversionError] in
             let c = cases[i]
             do {
                 try c.write(CaseOutput(root: output, name: c.name, labeled: c.labeled))

@@ -1,5 +1,7 @@
+import Essentials
 import Foundation
 import Torch
+import Volumes
 
 /// Seeded data augmentation on patches (C, D, H, W) and their labels (D, H, W). Spatial transforms
 /// are shared by all channels and the label; intensity transforms are drawn per channel.
@@ -22,10 +24,13 @@ public struct Augmentation: Codable, Sendable {
     /// axis, up to `elasticMagnitude` voxels), smoothly interpolated (off by default, as nnU-Net).
     public var elasticProbability: Double = 0
     public var elasticMagnitude: Double = 2
-    /// Simulated misalignment for training robustness: each non-reference channel (index >= 1) gets
-    /// its own random rigid transform (translation up to `misalignMM`, rotation up to
-    /// `misalignDegrees` per axis); the label stays with channel 0. `spacing` (mm per tensor axis
-    /// D, H, W) converts millimetres to voxels; the trainer sets it from the preprocessing plan.
+    /// Simulated misalignment for training robustness: each non-reference channel (index >= 1) is
+    /// moved by its own `RigidTransform.random(maxTranslationMM: misalignMM, maxRotationDegrees:
+    /// misalignDegrees)` (translation uniform in the ball of radius `misalignMM`, rotation up to
+    /// `misalignDegrees` about a uniform axis: the distribution of the phantom and of
+    /// `--misalign-mm`), about the patch centre, with edge replication; the label stays with
+    /// channel 0. `spacing` (mm per tensor axis D, H, W) converts millimetres to voxels; the trainer
+    /// sets it from the preprocessing plan.
     public var misalignProbability: Double = 0
     public var misalignMM: Double = 0
     public var misalignDegrees: Double = 0
@@ -46,61 +51,61 @@ public struct Augmentation: Codable, Sendable {
 
     /// Augments one sample. Every random draw comes from `rng` (never libtorch's global generator),
     /// so batches can be built on a background thread deterministically.
-    public func callAsFunction(image: Tensor, label: Tensor?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+    public func callAsFunction(image: Tensor, label: Tensor?, rng: inout SeededGenerator) throws -> (Tensor, Tensor?) {
         var x = image, y = label
         let spatial = x.rank - 1
-        for d in 0..<spatial where rng.uniform() < flipProbability {
+        for d in 0..<spatial where rng.unit() < flipProbability {
             x = try x.flip([1 + d])
             y = try y?.flip([d])
         }
-        if spatial >= 2 && x.size(-1) == x.size(-2) && rng.uniform() < rot90Probability {
-            let quarterTurns = Int(rng.next() % 3) + 1
+        if spatial >= 2 && x.size(-1) == x.size(-2) && rng.unit() < rot90Probability {
+            let quarterTurns = rng.below(3) + 1
             for _ in 0..<quarterTurns {
                 // One quarter turn in (H, W): transpose the two axes, then flip W.
                 x = try x.transposed(x.rank - 2, x.rank - 1).flip([x.rank - 1])
                 y = try y.map { try $0.transposed($0.rank - 2, $0.rank - 1).flip([$0.rank - 1]) }
             }
         }
-        if spatial == 3 && rng.uniform() < affineProbability {
+        if spatial == 3 && rng.unit() < affineProbability {
             (x, y) = try randomAffine(x, y, rng: &rng)
         }
-        if spatial == 3 && rng.uniform() < elasticProbability {
+        if spatial == 3 && rng.unit() < elasticProbability {
             (x, y) = try elastic(x, y, rng: &rng)
         }
-        if spatial == 3 && x.size(0) > 1 && (misalignMM > 0 || misalignDegrees > 0) && rng.uniform() < misalignProbability {
+        if spatial == 3 && x.size(0) > 1 && (misalignMM > 0 || misalignDegrees > 0) && rng.unit() < misalignProbability {
             x = try misalign(x, rng: &rng)
         }
         let channels = x.size(0)
         var scales: [Float] = [], shifts: [Float] = []
         for _ in 0..<channels {
-            scales.append(Float(1 + intensityScale * (2 * rng.uniform() - 1)))
-            shifts.append(Float(intensityShift * (2 * rng.uniform() - 1)))
+            scales.append(Float(1 + intensityScale * (2 * rng.unit() - 1)))
+            shifts.append(Float(intensityShift * (2 * rng.unit() - 1)))
         }
         let view = [channels] + Array(repeating: 1, count: spatial)
         if intensityScale > 0 || intensityShift > 0 {
             x = try x * Tensor(scales, shape: view) + Tensor(shifts, shape: view)
         }
-        if rng.uniform() < gammaProbability {
+        if rng.unit() < gammaProbability {
             // Gamma on the [0, 1]-rescaled intensities, mapped back to the original range.
-            let gamma = gammaRange[0] + (gammaRange[1] - gammaRange[0]) * rng.uniform()
+            let gamma = gammaRange[0] + (gammaRange[1] - gammaRange[0]) * rng.unit()
             let lo = try x.min(), hi = try x.max()
             let range = try hi - lo + 1e-6
             x = try ((x - lo) / range).pow(gamma) * range + lo
         }
-        if rng.uniform() < blurProbability {
-            let sigma = blurSigma[0] + (blurSigma[1] - blurSigma[0]) * rng.uniform()
+        if rng.unit() < blurProbability {
+            let sigma = blurSigma[0] + (blurSigma[1] - blurSigma[0]) * rng.unit()
             x = try gaussianBlur(x, sigma: sigma)
         }
-        if rng.uniform() < noiseProbability {
-            x = try x + gaussianNoise(shape: x.shape, std: noiseStd * rng.uniform(), rng: &rng)
+        if rng.unit() < noiseProbability {
+            x = try x + gaussianNoise(shape: x.shape, std: noiseStd * rng.unit(), rng: &rng)
         }
         return (x, y)
     }
 
-    func randomAffine(_ x: Tensor, _ y: Tensor?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+    func randomAffine(_ x: Tensor, _ y: Tensor?, rng: inout SeededGenerator) throws -> (Tensor, Tensor?) {
         let r = maxRotationDegrees * Double.pi / 180
-        let angles = (0..<3).map { _ in r * (2 * rng.uniform() - 1) }
-        let s = scaleRange[0] + (scaleRange[1] - scaleRange[0]) * rng.uniform()
+        let angles = (0..<3).map { _ in r * (2 * rng.unit() - 1) }
+        let s = scaleRange[0] + (scaleRange[1] - scaleRange[0]) * rng.unit()
         let m = rotationMatrix(angles).map { $0 / s }
         var rows: [Float] = []
         for r in 0..<3 { rows += [Float(m[3 * r]), Float(m[3 * r + 1]), Float(m[3 * r + 2]), 0] }
@@ -119,9 +124,9 @@ public struct Augmentation: Codable, Sendable {
 extension Augmentation {
     /// Elastic deformation through grid_sample: displacements drawn on a 4^3 control grid,
     /// upsampled trilinearly to the patch, added to the identity sampling grid.
-    func elastic(_ x: Tensor, _ y: Tensor?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+    func elastic(_ x: Tensor, _ y: Tensor?, rng: inout SeededGenerator) throws -> (Tensor, Tensor?) {
         let spatial = Array(x.shape.dropFirst())
-        let coarse = try Tensor((0..<(3 * 64)).map { _ in Float(2 * rng.uniform() - 1) }, shape: [1, 3, 4, 4, 4])
+        let coarse = try Tensor((0..<(3 * 64)).map { _ in Float(2 * rng.unit() - 1) }, shape: [1, 3, 4, 4, 4])
         // Displacement in voxels -> normalised coordinates (2 / (n - 1) per voxel), per component
         // (x, y, z) = (W, H, D).
         let scales = [spatial[2], spatial[1], spatial[0]].map { Float(2 * elasticMagnitude / Double(Swift.max($0 - 1, 1))) }
@@ -139,21 +144,28 @@ extension Augmentation {
 }
 
 extension Augmentation {
-    /// Moves channels 1... by independent random rigid transforms (in millimetres).
-    func misalign(_ x: Tensor, rng: inout SplitMix64) throws -> Tensor {
+    /// Moves channels 1... by independent random rigid transforms (in millimetres, in the patch's
+    /// voxel frame scaled by `spacing`, axes (x, y, z) = (W, H, D)).
+    func misalign(_ x: Tensor, rng: inout SeededGenerator) throws -> Tensor {
         let dims = Array(x.shape.dropFirst())                                   // D, H, W
         // Grid coordinates are (x, y, z) = (W, H, D); half-extent in mm per grid axis.
         let half = [2, 1, 0].map { Double(dims[$0] - 1) / 2 * spacing[$0] }
         var channels = [try x.narrow(dim: 0, start: 0, length: 1)]
         for c in 1..<x.size(0) {
-            let r = misalignDegrees * Double.pi / 180
-            let rotation = rotationMatrix((0..<3).map { _ in r * (2 * rng.uniform() - 1) })
-            let t = (0..<3).map { _ in misalignMM * (2 * rng.uniform() - 1) }
-            // theta = S^-1 R S | S^-1 t, with S = diag(half): rotation and translation in mm.
+            let motion = RigidTransform.random(maxTranslationMM: misalignMM, maxRotationDegrees: misalignDegrees, rng: &rng)
+            // grid_sample reads output point q at the input point motion^-1(q) = R^T q - R^T t (about
+            // the centre, in mm); theta = S^-1 R^T S | S^-1 (-R^T t), with S = diag(half).
+            let r = motion.rotationMatrix
+            let t = motion.translationMM
             var rows: [Float] = []
             for i in 0..<3 {
-                for j in 0..<3 { rows.append(Float(rotation[3 * i + j] * half[j] / Swift.max(half[i], 1e-9))) }
-                rows.append(Float(t[i] / Swift.max(half[i], 1e-9)))
+                var back = 0.0
+                for j in 0..<3 {
+                    let rt = r[3 * j + i]                                           // (R^T)[i][j]
+                    rows.append(Float(rt * half[j] / Swift.max(half[i], 1e-9)))
+                    back -= rt * t[j]
+                }
+                rows.append(Float(back / Swift.max(half[i], 1e-9)))
             }
             let theta = try Tensor(rows, shape: [1, 3, 4])
             let grid = try F.affineGrid(theta: theta, size: [1, 1] + dims, alignCorners: true)
@@ -197,16 +209,16 @@ public func rotationMatrix(_ a: [Double]) -> [Double] {
     return mul(rz, mul(ry, rx))
 }
 
-/// Gaussian noise from a SplitMix64 stream (Box-Muller), as a float32 tensor.
-public func gaussianNoise(shape: [Int], std: Double, rng: inout SplitMix64) throws -> Tensor {
+/// Gaussian noise with standard deviation `std` from the generator's normal deviates, as a float32
+/// tensor.
+public func gaussianNoise(shape: [Int], std: Double, rng: inout SeededGenerator) throws -> Tensor {
     let n = shape.reduce(1, *)
     var values = [Float](repeating: 0, count: n)
     var i = 0
     while i < n {
-        let u1 = Swift.max(rng.uniform(), 1e-300), u2 = rng.uniform()
-        let r = (-2 * log(u1)).squareRoot() * std
-        values[i] = Float(r * cos(2 * Double.pi * u2))
-        if i + 1 < n { values[i + 1] = Float(r * sin(2 * Double.pi * u2)) }
+        let (a, b) = rng.normalPair()
+        values[i] = Float(a * std)
+        if i + 1 < n { values[i + 1] = Float(b * std) }
         i += 2
     }
     return try Tensor(values, shape: shape)

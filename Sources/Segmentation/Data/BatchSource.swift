@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Torch
 
@@ -38,7 +39,7 @@ public final class BatchSource: @unchecked Sendable {
 
     /// The batch of iteration `iteration`.
     public func batch(iteration: Int) throws -> TrainingBatch {
-        var rng = SplitMix64(seed: seed, stream: UInt64(iteration))
+        var rng = SeededGenerator(seed: seed, stream: [SeededGenerator.key("BATCH"), UInt64(iteration)])
         let (li, ll) = try part(cases: labeled, count: labeledBatch, withLabels: true, rng: &rng)
         var ui: [Tensor] = []
         if unlabeledBatch > 0 { ui = try part(cases: unlabeled, count: unlabeledBatch, withLabels: false, rng: &rng).0 }
@@ -46,12 +47,12 @@ public final class BatchSource: @unchecked Sendable {
     }
 
     /// Per-modality images (B, 1, patch...) and labels (B, patch...).
-    func part(cases: [PreparedCase], count: Int, withLabels: Bool, rng: inout SplitMix64) throws -> ([Tensor], [Tensor]) {
+    func part(cases: [PreparedCase], count: Int, withLabels: Bool, rng: inout SeededGenerator) throws -> ([Tensor], [Tensor]) {
         var images: [[Tensor]] = Array(repeating: [], count: modalities)
         var labels: [[Tensor]] = Array(repeating: [], count: modalities)
         for _ in 0..<count {
             if paired {
-                let index = Int(rng.next() % UInt64(cases.count))
+                let index = rng.below(cases.count)
                 let (x, y) = try sample(cases[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
                 for m in 0..<modalities {
                     images[m].append(try x.narrow(dim: 0, start: m, length: 1))
@@ -66,7 +67,7 @@ public final class BatchSource: @unchecked Sendable {
                     if !withLabels && !pool.contains(where: { $0.present[m] }) { pool = labeled }
                     let candidates = pool.indices.filter { pool[$0].present[m] }
                     guard !candidates.isEmpty else { throw TorchError("no case has modality \(m)") }
-                    let index = candidates[Int(rng.next() % UInt64(candidates.count))]
+                    let index = candidates[rng.below(candidates.count)]
                     let (x, y) = try sample(pool[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
                     images[m].append(try x.narrow(dim: 0, start: m, length: 1))
                     if withLabels, let y { labels[m].append(y) }
@@ -78,7 +79,7 @@ public final class BatchSource: @unchecked Sendable {
         return (stackedImages, stackedLabels)
     }
 
-    func sample(_ c: PreparedCase, foreground: PatchSampler.ForegroundIndex?, rng: inout SplitMix64) throws -> (Tensor, Tensor?) {
+    func sample(_ c: PreparedCase, foreground: PatchSampler.ForegroundIndex?, rng: inout SeededGenerator) throws -> (Tensor, Tensor?) {
         let origin = sampler.origin(shape: c.spatialShape, foreground: foreground, rng: &rng)
         let x = try sampler.crop(c.images, origin: origin)
         let y = try c.label.map { try sampler.crop($0.unsqueeze(dim: 0), origin: origin).squeeze(dim: 0) }

@@ -1,3 +1,4 @@
+import Essentials
 import Torch
 
 /// Draws training patches from prepared cases: random crops, or (with probability
@@ -39,22 +40,22 @@ public struct PatchSampler: Sendable {
     }
 
     /// The crop origin (may be negative or run past the end: padding fills the rest).
-    public func origin(shape: [Int], foreground: ForegroundIndex?, rng: inout SplitMix64) -> [Int] {
-        if let fg = foreground, !fg.byClass.isEmpty, rng.uniform() < foregroundFraction {
+    public func origin(shape: [Int], foreground: ForegroundIndex?, rng: inout SeededGenerator) -> [Int] {
+        if let fg = foreground, !fg.byClass.isEmpty, rng.unit() < foregroundFraction {
             let classes = fg.byClass.keys.sorted()
-            let k = classes[Int(rng.next() % UInt64(classes.count))]
+            let k = classes[rng.below(classes.count)]
             let voxels = fg.byClass[k]!
-            let centre = voxels[Int(rng.next() % UInt64(voxels.count))]
+            let centre = voxels[rng.below(voxels.count)]
             return (0..<patch.count).map { d in
                 // Jitter the centre within the patch so the structure is not always in the middle.
-                let jitter = Int(rng.next() % UInt64(Swift.max(patch[d] / 2, 1))) - patch[d] / 4
+                let jitter = rng.below(Swift.max(patch[d] / 2, 1)) - patch[d] / 4
                 let lo = Swift.min(0, shape[d] - patch[d]), hi = Swift.max(0, shape[d] - patch[d])
                 return Swift.min(Swift.max(centre[d] - patch[d] / 2 + jitter, lo), hi)
             }
         }
         return (0..<patch.count).map { d in
             let span = shape[d] - patch[d]
-            if span >= 0 { return Int(rng.next() % UInt64(span + 1)) }
+            if span >= 0 { return rng.below(span + 1) }
             return span / 2   // centred padding
         }
     }

@@ -1,4 +1,5 @@
 import Datasets
+import Essentials
 import Foundation
 import Torch
 import Volumes
@@ -27,17 +28,6 @@ public enum DatasetLoading {
             label = v
         }
         return CaseVolumes(name: c.name, channels: channels, label: label)
-    }
-
-    /// Runs `body` over `items` on all cores, keeping order; the first error wins.
-    static func parallelMap<T, R>(_ items: [T], _ body: (T) throws -> R) throws -> [R] {
-        var results = [Result<R, Error>?](repeating: nil, count: items.count)
-        let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: items.count) { i in
-            let r = Result { try body(items[i]) }
-            lock.lock(); results[i] = r; lock.unlock()
-        }
-        return try results.map { try $0!.get() }
     }
 
     public struct Loaded {
@@ -85,14 +75,14 @@ public enum DatasetLoading {
             plan = existing.plan
             log("plan: reusing \(RunDescription.url(in: run).path)")
         } else {
-            let training = try parallelMap(labeledCases) { try read($0, withLabel: true, allowedLabels: allowed) }
-                + parallelMap(unlabeledCases) { try read($0, withLabel: false, allowedLabels: allowed) }
+            let training = try Parallel.map(labeledCases) { try read($0, withLabel: true, allowedLabels: allowed) }
+                + Parallel.map(unlabeledCases) { try read($0, withLabel: false, allowedLabels: allowed) }
             plan = try PreprocessingPlan.make(cases: training, channelNames: modalityNames)
         }
         log("plan: target spacing \(plan.targetSpacing.map { String(format: "%.3g", $0) }.joined(separator: " x ")) mm, normalisation \(plan.normalization.map(describe).joined(separator: ", "))")
         let cache = PreparedCaseCache(folder: run.appendingPathComponent("preprocessed"), plan: plan)
         func prepare(_ list: [DatasetCase], keepLabel: Bool) throws -> [PreparedCase] {
-            try parallelMap(list) { c in
+            try Parallel.map(list) { c in
                 if let hit = try cache.load(c.name, withLabel: keepLabel) { return hit }
                 let p = try plan.apply(try read(c, withLabel: keepLabel, allowedLabels: allowed))
                 let prepared = try PreparedCase(name: p.name, channels: p.channels, present: p.present, label: keepLabel ? p.label : nil)

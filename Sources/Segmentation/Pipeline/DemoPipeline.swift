@@ -1,3 +1,4 @@
+import Essentials
 import Datasets
 import Foundation
 import Metrics
@@ -5,9 +6,13 @@ import Torch
 import Volumes
 
 /// `concord demo` end to end: synthesise the phantom, train (CMC at 10 % labels by default),
-/// predict the test split, evaluate, write the report. Everything lands in one folder:
+/// predict the test split, evaluate. Everything lands in one folder:
 ///
-///     OUT/dataset/  OUT/run/  OUT/predictions/  OUT/evaluation.json  OUT/evaluation.csv  OUT/report.html
+///     OUT/dataset/  OUT/run/  OUT/predictions/  OUT/evaluation.json  OUT/evaluation.csv
+///
+/// The HTML report (OUT/report.html) is written by the Reports module's
+/// `DemoPipeline.runWithReport`, which runs this and then the report (Segmentation does not
+/// depend on Reports).
 public struct DemoPipeline {
     public var out: URL
     public var method = "cmc"
@@ -41,6 +46,12 @@ public struct DemoPipeline {
         public var report: EvaluationReport
         public var summary: TrainingSummary
         public var classNames: [Int: String]
+        /// The folders and files the run wrote (inputs of the report).
+        public var dataset: URL
+        public var run: URL
+        public var predictions: URL
+        public var evaluation: URL
+        public var title: String
         /// Mean over foreground classes of the mean Dice over test cases.
         public var meanDice: Double {
             let means = report.summary.values.compactMap(\.dice.mean)
@@ -54,12 +65,12 @@ public struct DemoPipeline {
         let predictions = out.appendingPathComponent("predictions")
         for folder in [run, predictions] where fm.fileExists(atPath: folder.path) { try fm.removeItem(at: folder) }
 
-        log("1/5 synthesising the phantom: \(cases) labelled + \(unlabeledCases) unlabelled cases, \(size) voxels in-plane")
+        log("1/4 synthesising the phantom: \(cases) labelled + \(unlabeledCases) unlabelled cases, \(size) voxels in-plane")
         var phantom = PhantomConfig()
         phantom.size = size
         try Phantom.writeDataset(to: dataset, cases: cases, unlabeledCases: unlabeledCases, seed: seed, config: phantom, overwrite: true)
 
-        log("2/5 training \(method) at \(Int(labeledRatio * 100)) % labels")
+        log("2/4 training \(method) at \(Int(labeledRatio * 100)) % labels")
         var settings = config
         settings.method = method
         settings.labeledRatio = labeledRatio
@@ -71,12 +82,12 @@ public struct DemoPipeline {
         let trainer = try Trainer(config: settings, data: loaded.data, run: run, resume: false, output: log)
         let summary = try trainer.train(deadline: timeBudget.map { Date().addingTimeInterval($0) })
 
-        log("3/5 predicting the \(loaded.splits.test.count) test cases")
+        log("3/4 predicting the \(loaded.splits.test.count) test cases")
         let predictor = try Predictor(run: run)
         let tests = loaded.splits.test.compactMap { loaded.layout.case(named: $0) }
         try predictor.predict(tests.map { CaseInput(name: $0.name, channels: $0.channels) }, out: predictions, log: log)
 
-        log("4/5 evaluating")
+        log("4/4 evaluating")
         let references = out.appendingPathComponent("references")
         if fm.fileExists(atPath: references.path) { try fm.removeItem(at: references) }
         try fm.createDirectory(at: references, withIntermediateDirectories: true)
@@ -86,10 +97,8 @@ public struct DemoPipeline {
         try AtomicFile.write(try report.jsonData(), to: out.appendingPathComponent("evaluation.json"))
         try AtomicFile.write(Data(report.csv().utf8), to: out.appendingPathComponent("evaluation.csv"))
 
-        log("5/5 writing the report")
-        let html = try RunReport.build(run: run, evaluation: out.appendingPathComponent("evaluation.json"), predictions: predictions,
-                                       dataset: dataset, title: "Concord demo: \(method) on the phantom")
-        try AtomicFile.write(Data(html.utf8), to: out.appendingPathComponent("report.html"))
-        return Result(report: report, summary: summary, classNames: loaded.description.classNames)
+        return Result(report: report, summary: summary, classNames: loaded.description.classNames, dataset: dataset, run: run,
+                      predictions: predictions, evaluation: out.appendingPathComponent("evaluation.json"),
+                      title: "Concord demo: \(method) on the phantom")
     }
 }

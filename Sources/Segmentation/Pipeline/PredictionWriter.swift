@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Torch
 import Volumes
@@ -18,7 +19,7 @@ extension Predictor {
                         seed: UInt64 = 0, log: (String) -> Void = { print($0) },
                         windowProgress: ((String, Int, Int) -> Void)? = nil) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        var rng = SplitMix64(seed: seed)
+        var rng = CaseVolumes.misalignmentGenerator(seed: seed)
         for (i, c) in cases.enumerated() {
             let start = Date()
             var channels: [Volume?] = []

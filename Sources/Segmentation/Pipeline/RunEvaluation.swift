@@ -1,4 +1,5 @@
 import Datasets
+import Essentials
 import Foundation
 import Metrics
 import Torch
@@ -45,7 +46,7 @@ public enum RunEvaluation {
         let names = predictor.method.outputNames
         // One generator per level, advanced case by case in name order: the same draws as one
         // `concord predict --seed S --misalign-mm ...` call over these cases.
-        var generators = levels.map { _ in SplitMix64(seed: seed) }
+        var generators = levels.map { _ in CaseVolumes.misalignmentGenerator(seed: seed) }
         var evaluations = [[CaseEvaluation]](repeating: [], count: levels.count * heads.count)
         for (i, name) in cases.sorted().enumerated() {
             guard let c = layout.case(named: name) else { throw TorchError("\(dataset.path): no case \(name)") }

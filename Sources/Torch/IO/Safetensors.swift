@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 
 /// The safetensors format (what `safetensors.torch.save_file` / `load_file` read and write):

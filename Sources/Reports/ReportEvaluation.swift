@@ -6,11 +6,14 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
     case invalidEvaluation(String)
     /// A case's volumes cannot be shown together.
     case invalidCase(String)
+    /// An input file (the evaluation JSON) could not be read.
+    case cannotRead(path: String)
 
     public var description: String {
         switch self {
         case let .invalidEvaluation(why): return "report: unreadable evaluation JSON: \(why)"
         case let .invalidCase(why): return "report: \(why)"
+        case let .cannotRead(path): return "report: \(path): cannot read"
         }
     }
 }

@@ -1,7 +1,8 @@
 import XCTest
 import Foundation
 import CZlib
-@testable import Volumes
+@testable import Reports
+import Volumes
 
 /// Decodes our own PNG output with an independent minimal decoder (chunk walk, zlib CRC check,
 /// zlib inflate, PNG unfiltering) and compares the pixels.

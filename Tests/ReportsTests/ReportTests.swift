@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
-@testable import Segmentation
+@testable import Reports
+import Segmentation
 import Volumes
 
 final class ReportTests: XCTestCase {

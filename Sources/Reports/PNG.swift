@@ -1,5 +1,5 @@
 import Foundation
-import Torch
+import Essentials
 import CZlib
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Datasets
 import Foundation
-import Torch
+import Segmentation
 import Volumes
 
 /// Assembles `concord report`'s page for a run: its log, config, an evaluation and slice overlays
@@ -12,7 +12,7 @@ public enum RunReport {
         let log = ReportBuilder.parseLog(contentsOf: run.appendingPathComponent("log.jsonl"))
         let config = try? String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
         let evaluationData = try evaluation.map { url -> Data in
-            guard let d = FileManager.default.contents(atPath: url.path) else { throw TorchError("\(url.path): cannot read") }
+            guard let d = FileManager.default.contents(atPath: url.path) else { throw ReportError.cannotRead(path: url.path) }
             return d
         }
         var cases: [ReportCase] = []
@@ -36,3 +36,4 @@ public enum RunReport {
                                       logLines: log, evaluation: evaluationData, classNames: description.classNames, cases: cases)
     }
 }
+

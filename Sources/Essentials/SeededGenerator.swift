@@ -1,12 +1,16 @@
 import Foundation
 
-/// Concord's own deterministic random number generator for datasets and splits: xoshiro256**
-/// (Blackman & Vigna), seeded through SplitMix64. Never the system generator, so a seed gives the
-/// same numbers on every platform and Swift version.
+/// Concord's one deterministic random number generator (phantom, splits, training batches,
+/// augmentation, simulated misalignment): xoshiro256** (Blackman & Vigna), seeded through
+/// SplitMix64. Never the system generator, so a seed gives the same numbers on every platform and
+/// Swift version.
 ///
-/// A generator is identified by a seed and a *stream path* (e.g. `[caseIndex, purpose]`): every
-/// path gives an independent sequence, so case 7 of a phantom does not depend on how many cases are
-/// generated, and channel 2 does not change the numbers drawn for channels 0 and 1.
+/// A generator is *keyed*: it is identified by a seed and a stream path (e.g. `[caseIndex,
+/// purpose]` or `[purpose, iteration]`), and every path gives an independent sequence. So case 7 of
+/// a phantom does not depend on how many cases are generated, channel 2 does not change the numbers
+/// drawn for channels 0 and 1, and the batch of iteration i is a pure function of (seed, i).
+///
+/// Bounded integers come from `below(_:)`, which is unbiased (never `next() % n`).
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
@@ -28,6 +32,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// Convenience: a stream keyed by integers.
     public init(seed: UInt64, stream path: Int...) {
         self.init(seed: seed, stream: path.map { UInt64(bitPattern: Int64($0)) })
+    }
+
+    /// A stream key spelled in up to 8 ASCII characters (e.g. `key("BATCH")`), to name the purpose
+    /// of a stream readably: the characters' bytes, big-endian.
+    public static func key(_ name: StaticString) -> UInt64 {
+        precondition(name.utf8CodeUnitCount <= 8, "a stream key has at most 8 characters")
+        var k: UInt64 = 0
+        for i in 0..<name.utf8CodeUnitCount { k = k << 8 | UInt64(name.utf8Start[i]) }
+        return k
     }
 
     /// SplitMix64 step (Steele, Lea & Flood).
