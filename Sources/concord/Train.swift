@@ -17,11 +17,12 @@ struct Train: ParsableCommand {
     )
 
     @Option(help: "Dataset folder (nnU-Net v2 raw layout, plus imagesUnlabeled/).") var dataset: String
-    @Option(help: "Method: cmc, cml, mean-teacher, cps, supervised.") var method: String?
+    @Option(help: ArgumentHelp("Method: \(MethodRegistry.names.joined(separator: ", ")).", discussion: MethodRegistry.helpText))
+    var method: String?
     @Option(help: "Fraction of the training cases that keep their labels, e.g. 0.1.") var labeled: Double?
     @Option(help: "Cubic patch size (or set patch in the config).") var patch: Int?
     @Option(help: "Training iterations.") var iterations: Int?
-    @Option(help: "Network dimensions: 3 (volumes) or 2 (slice-wise; cml, supervised, mean-teacher, cps).") var dimensions: Int?
+    @Option(help: "Network dimensions: 3 (volumes) or 2 (slice-wise; not every method has a 2D form).") var dimensions: Int?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "YAML file with settings (keys as in RUN/config.yaml).") var config: String?
     @Option(help: "Device: cpu, cuda, auto.") var device: String?
@@ -63,7 +64,7 @@ struct Train: ParsableCommand {
         description.config = settings
         try description.write(to: runURL)
         let trainer = try Trainer(config: settings, data: loaded.data, run: runURL, resume: resume) { print($0) }
-        print("training \(settings.method) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
+        print("training \(trainer.method.name) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
         do {
             let summary = try trainer.train()
             if loaded.data.validation.isEmpty {

@@ -24,7 +24,9 @@ final class OverfitTests: XCTestCase {
         config.logInterval = iterations
         config.weightDecay = 0
         // A short teacher memory: the check is the wiring, not the EMA's long-run smoothing.
-        config.meanTeacher.emaDecay = 0.9
+        var teacherSettings = config.settings(MeanTeacherSettings.self)
+        teacherSettings.meanTeacher.emaDecay = 0.9
+        config.setSettings(teacherSettings)
         configure(&config)
         let c = try phantomCase(index: 0)
         var unlabeled = try phantomCase(index: 1)

@@ -160,7 +160,7 @@ final class ViTEncoderTests: XCTestCase {
         config.unet.vit.pretrained = r.weightsURL.path
         config.patch = [20, 20, 20]
         XCTAssertNoThrow(try config.validate())
-        let method = try MethodFactory.make(config: config, modalityNames: ["a"], numClasses: 3)
+        let method = try MethodRegistry.make(config: config, modalityNames: ["a"], numClasses: 3)
         XCTAssertEqual(try preparePretrainedViT(in: method.model, config: config.unet.vit, load: true), 1)
         let network = (method as! SupervisedMethod).network
         let vit = (network.encoder as! ViTUNetEncoder).vit

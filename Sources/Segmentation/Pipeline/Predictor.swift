@@ -16,15 +16,12 @@ public final class Predictor {
     public init(run: URL, checkpoint: String = "best", overlap: Double? = nil, flipTTA: Bool = false, device: Device = .cpu) throws {
         self.run = run
         description = try RunDescription.read(from: run)
-        method = try MethodFactory.make(config: description.config, modalityNames: description.modalityNames,
+        method = try MethodRegistry.make(config: description.config, modalityNames: description.modalityNames,
                                         numClasses: description.numClasses)
         let url = run.appendingPathComponent("checkpoints/\(checkpoint).safetensors")
         guard FileManager.default.fileExists(atPath: url.path) else { throw TorchError("\(url.path): no such checkpoint") }
         let ck = try Checkpoint.read(url)
-        if let cml = method as? SemiCMLMethod, let t = ck.metadata["prel_teacher"].flatMap(Int.init),
-           let s = ck.metadata["prel_student"].flatMap(Int.init), let teacher = ck.extra["prel_teacher"] {
-            try cml.startPReL(teacher: t, student: s, teacherState: Dictionary(teacher, uniquingKeysWith: { a, _ in a }))
-        }
+        try method.restore(from: ck.methodState)
         try method.model.loadStateDict(ck.modelDictionary)
         try method.model.to(device)
         method.model.eval()

@@ -44,6 +44,8 @@ public struct Checkpoint {
     public var modelDictionary: [String: Tensor] { Dictionary(model, uniquingKeysWith: { a, _ in a }) }
     public var optimizerDictionary: [String: Tensor] { Dictionary(optimizer, uniquingKeysWith: { a, _ in a }) }
     public var iteration: Int { Int(metadata["iteration"] ?? "") ?? 0 }
+    /// What the method added: the extra tensors and all metadata (the method picks its keys).
+    public var methodState: MethodCheckpointState { MethodCheckpointState(tensors: extra, metadata: metadata) }
 }
 
 /// Averages state dicts with identical keys (Semi-CML's teacher: the mean of its best checkpoints).
