@@ -12,7 +12,8 @@ struct Train: ParsableCommand {
         The run folder receives run.json (what predict needs), config.yaml (every hyperparameter, resolved),
         splits.json, log.jsonl (losses per iteration, validation Dice) and checkpoints/{last,best}.safetensors.
         Ctrl-C saves a checkpoint and stops; --resume continues bit-for-bit from the last checkpoint.
-        Settings: defaults < --config FILE.yaml < command-line options.
+        Settings: defaults < --config FILE.yaml < command-line options. Choices in the config file:
+        optimizer \(OptimizerKind.choices); schedule \(LearningRateScheduleKind.choices); device \(DeviceSetting.choices).
         """
     )
 
@@ -25,7 +26,7 @@ struct Train: ParsableCommand {
     @Option(help: "Network dimensions: 3 (volumes) or 2 (slice-wise; not every method has a 2D form).") var dimensions: Int?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "YAML file with settings (keys as in RUN/config.yaml).") var config: String?
-    @Option(help: "Device: cpu, cuda, auto.") var device: String?
+    @Option(help: "Device: \(DeviceSetting.choices).") var device: String?
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
 
@@ -52,7 +53,10 @@ struct Train: ParsableCommand {
             if let patch { settings.patch = Array(repeating: patch, count: settings.unet.rank) }
             if let iterations { settings.iterations = iterations }
             if let seed { settings.seed = seed }
-            if let device { settings.device = device }
+            if let device {
+                guard let parsed = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
+                settings.device = parsed
+            }
             try settings.validate()
             if FileManager.default.fileExists(atPath: runURL.appendingPathComponent("checkpoints/last.safetensors").path) {
                 throw ValidationError("\(out) already holds a run; use --resume to continue it or choose another --out")

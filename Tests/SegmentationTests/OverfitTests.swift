@@ -17,7 +17,7 @@ final class OverfitTests: XCTestCase {
         config.labeledBatch = 2
         config.unlabeledBatch = 2
         config.learningRate = 1e-2
-        config.schedule = "constant"
+        config.schedule = .constant
         config.augmentation = .none
         config.validationInterval = iterations
         config.checkpointInterval = iterations
@@ -90,7 +90,7 @@ final class SliceWiseTests: XCTestCase {
         config.labeledBatch = 4
         config.unlabeledBatch = 2
         config.learningRate = 1e-2
-        config.schedule = "constant"
+        config.schedule = .constant
         config.augmentation = .none
         config.validationInterval = 40
         config.logInterval = 40

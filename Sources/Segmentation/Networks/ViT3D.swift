@@ -56,25 +56,8 @@ public struct ViTConfig: Codable, Sendable, Equatable {
         case adapterDim, pretrained, pretrainedPrefix, freezePretrained
     }
 
-    /// Absent keys take their defaults.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = ViTConfig()
-        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? d.imageSize
-        patch = try c.decodeIfPresent(Int.self, forKey: .patch) ?? d.patch
-        embedDim = try c.decodeIfPresent(Int.self, forKey: .embedDim) ?? d.embedDim
-        depth = try c.decodeIfPresent(Int.self, forKey: .depth) ?? d.depth
-        heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
-        mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? d.mlpRatio
-        outChannels = try c.decodeIfPresent(Int.self, forKey: .outChannels) ?? d.outChannels
-        windowSize = try c.decodeIfPresent(Int.self, forKey: .windowSize) ?? d.windowSize
-        globalAttention = try c.decodeIfPresent([Int].self, forKey: .globalAttention) ?? d.globalAttention
-        relativePosition = try c.decodeIfPresent(Bool.self, forKey: .relativePosition) ?? d.relativePosition
-        adapterDim = try c.decodeIfPresent(Int.self, forKey: .adapterDim) ?? d.adapterDim
-        pretrained = try c.decodeIfPresent(String.self, forKey: .pretrained) ?? d.pretrained
-        pretrainedPrefix = try c.decodeIfPresent(String.self, forKey: .pretrainedPrefix) ?? d.pretrainedPrefix
-        freezePretrained = try c.decodeIfPresent(Bool.self, forKey: .freezePretrained) ?? d.freezePretrained
-    }
+    // Files written before a key existed are read through `SettingsDecoding` (over the defaults),
+    // so the synthesized decoder can stay strict.
 
     /// Problems with these settings, each naming its key (empty when valid).
     public func problems() -> [String] {

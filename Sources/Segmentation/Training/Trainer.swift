@@ -65,8 +65,7 @@ public final class Trainer {
 
     public init(config: TrainingConfig, data: TrainingData, run: URL, resume: Bool, output: @escaping (String) -> Void = { print($0) }) throws {
         try config.validate()
-        guard let device = Device(parsing: config.device) else { throw TorchError("unknown device '\(config.device)'") }
-        if case .cuda = device, !Runtime.cudaAvailable { throw TorchError("device \(config.device) requested but this libtorch has no CUDA") }
+        let device = try config.device.resolve()
         self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
         try Runtime.manualSeed(config.seed)
         method = try MethodRegistry.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
@@ -86,10 +85,10 @@ public final class Trainer {
 
     static func makeOptimizer(_ config: TrainingConfig, _ parameters: [Parameter]) throws -> Optimizer {
         switch config.optimizer {
-        case "sgd": return try SGD(parameters, learningRate: config.learningRate, momentum: config.momentum,
+        case .sgd: return try SGD(parameters, learningRate: config.learningRate, momentum: config.momentum,
                                    weightDecay: config.weightDecay, nesterov: true)
-        case "adamw": return Adam.adamW(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
-        default: return Adam(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        case .adamw: return Adam.adamW(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        case .adam: return Adam(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
         }
     }
 

@@ -14,11 +14,11 @@ public struct SharedTrainingSettings: Codable, Sendable {
     /// Unpaired datasets: labelled ratio per modality (channel name -> ratio, e.g. {CT: 0.1,
     /// MR: 0.2}); a modality not listed uses `labeledRatio`. Splits are stratified by modality.
     public var labeledRatioPerModality: [String: Double] = [:]
-    public var optimizer: String = "adam"          // adam | adamw | sgd
+    public var optimizer: OptimizerKind = .adam
     public var learningRate: Double = 1e-3
     public var weightDecay: Double = 1e-4
     public var momentum: Double = 0.99             // sgd only
-    public var schedule: String = "poly"           // poly | constant | cosine
+    public var schedule: LearningRateScheduleKind = .poly
     public var warmupIterations: Int = 0
     public var gradientClip: Double = 12
     public var validationInterval: Int = 200
@@ -26,7 +26,7 @@ public struct SharedTrainingSettings: Codable, Sendable {
     public var logInterval: Int = 10
     public var overlap: Double = 0.5
     public var windowBatch: Int = 2
-    public var device: String = "cpu"
+    public var device: DeviceSetting = .cpu
     public var unet: UNetConfig = UNetConfig()
     public var augmentation: Augmentation = Augmentation()
     /// Supervised / mean teacher / CPS: modalities fed to the network (channel indices); empty = all
@@ -116,31 +116,7 @@ public struct TrainingConfig: Codable, Sendable {
     /// Keys are the property names (`learningRate`, `cmc: {lambdaCSC: 0.2}`); a key that is not a
     /// setting is an error naming it, so a typo never silently falls back to a default.
     public static func overriding(_ overrides: [String: Any], base: TrainingConfig = TrainingConfig()) throws -> TrainingConfig {
-        let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(base)) as! [String: Any]
-        var unknown: [String] = []
-        let merged = merge(defaults, overrides, path: "", unknown: &unknown)
-        if !unknown.isEmpty {
-            throw TorchError("config: unknown key(s) \(unknown.sorted().joined(separator: ", ")); known top-level keys: \(defaults.keys.sorted().joined(separator: ", "))")
-        }
-        do {
-            return try JSONDecoder().decode(TrainingConfig.self, from: JSONSerialization.data(withJSONObject: merged))
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw TorchError("config: wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
-        }
-    }
-
-    static func merge(_ base: [String: Any], _ over: [String: Any], path: String, unknown: inout [String]) -> [String: Any] {
-        var out = base
-        for (key, value) in over {
-            let here = path.isEmpty ? key : "\(path).\(key)"
-            guard let existing = base[key] else { unknown.append(here); continue }
-            if let b = existing as? [String: Any], let o = value as? [String: Any] {
-                out[key] = merge(b, o, path: here, unknown: &unknown)
-            } else {
-                out[key] = value
-            }
-        }
-        return out
+        try SettingsDecoding.decode(TrainingConfig.self, overrides: overrides, defaults: base, source: "config")
     }
 
     /// Checks values a typo could make absurd, then the chosen method's own settings; the message
@@ -167,8 +143,6 @@ public struct TrainingConfig: Codable, Sendable {
         for (name, r) in self.labeledRatioPerModality where !(r > 0 && r <= 1) {
             throw fail("labeledRatioPerModality.\(name) must be in (0, 1], got \(r)")
         }
-        guard ["adam", "adamw", "sgd"].contains(self.optimizer) else { throw fail("optimizer must be adam, adamw or sgd") }
-        guard ["poly", "constant", "cosine"].contains(self.schedule) else { throw fail("schedule must be poly, constant or cosine") }
         guard self.learningRate > 0, self.learningRate.isFinite else { throw fail("learning_rate must be positive") }
         guard (0..<1).contains(self.overlap) else { throw fail("overlap must be in [0, 1)") }
         guard self.validationInterval > 0, self.checkpointInterval > 0, self.logInterval > 0 else { throw fail("intervals must be > 0") }
@@ -181,9 +155,9 @@ public struct TrainingConfig: Codable, Sendable {
 
     public func learningRateSchedule() -> LearningRateSchedule {
         switch self.schedule {
-        case "constant": return ConstantLR(self.learningRate)
-        case "cosine": return WarmupCosineLR(base: self.learningRate, warmupSteps: self.warmupIterations, totalSteps: self.iterations)
-        default: return PolyLR(base: self.learningRate, totalSteps: self.iterations)
+        case .constant: return ConstantLR(self.learningRate)
+        case .cosine: return WarmupCosineLR(base: self.learningRate, warmupSteps: self.warmupIterations, totalSteps: self.iterations)
+        case .poly: return PolyLR(base: self.learningRate, totalSteps: self.iterations)
         }
     }
 }
