@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
                 guard let object = try Yams.load(yaml: text) as? [String: Any] else { throw ValidationError("\(config): not a YAML mapping") }
                 overrides = object
             }
-            settings = try TrainingConfig.overriding(overrides)
+            settings = try TrainingConfig.overriding(overrides, source: config ?? "config")
             if let method { settings.method = method }
             if let labeled { settings.labeledRatio = labeled }
             if let rank = dimensions {

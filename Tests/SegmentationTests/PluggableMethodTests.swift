@@ -15,7 +15,7 @@ struct ToySettings: MethodSettings {
     init() {}
 
     func validate(in config: TrainingConfig) throws {
-        guard toyLossScale > 0 else { throw TorchError("config: toyLossScale must be > 0, got \(toyLossScale)") }
+        guard toyLossScale > 0 else { throw SegmentationError.config("toyLossScale must be > 0, got \(toyLossScale)") }
     }
 }
 

@@ -90,4 +90,37 @@ final class SettingsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("weights.json") && "\($0)".contains("dept"), "\($0)")
         }
     }
+
+    /// Callers match cases, not message text.
+    func testErrorsAreCasesACallerCanMatch() throws {
+        var config = TrainingConfig()
+        config.method = "no-such-method"
+        XCTAssertThrowsError(try config.validate()) {
+            guard case .unknownMethod(let name, let known)? = $0 as? SegmentationError else { return XCTFail("\($0)") }
+            XCTAssertEqual(name, "no-such-method")
+            XCTAssertTrue(known.contains("cmc"))
+        }
+        XCTAssertThrowsError(try TrainingConfig.overriding(["learningRte": 1], source: "my.yaml")) {
+            guard case .invalidSettings(let source, let problem)? = $0 as? SegmentationError else { return XCTFail("\($0)") }
+            XCTAssertEqual(source, "my.yaml")
+            XCTAssertTrue(problem.contains("learningRte"))
+        }
+        config.method = "cmc"
+        config.iterations = 0
+        XCTAssertThrowsError(try config.validate()) { XCTAssertEqual($0 as? SegmentationError, .config("iterations must be > 0")) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("concord-not-a-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        XCTAssertThrowsError(try Predictor(run: folder)) {
+            XCTAssertEqual($0 as? SegmentationError, .invalidRun(path: folder.path, problem: "not a Concord run (no run.json)"))
+            XCTAssertEqual("\($0)", "\(folder.path): not a Concord run (no run.json)")
+        }
+        XCTAssertThrowsError(try MethodContext(config: { var c = TrainingConfig(); c.inputModalities = [3]; return c }(),
+                                               modalityNames: ["a", "b"], numClasses: 2)) {
+            guard case .invalidSettings("config", _)? = $0 as? SegmentationError else { return XCTFail("\($0)") }
+        }
+        XCTAssertThrowsError(try SemiCMLMethod(modalityNames: ["a"], numClasses: 2)) {
+            guard case .incompatibleData? = $0 as? SegmentationError else { return XCTFail("\($0)") }
+        }
+    }
 }

@@ -30,7 +30,7 @@ public struct CMCSettings: MethodSettings {
 
     public func validate(in config: TrainingConfig) throws {
         if config.unet.rank != 3 {
-            throw TorchError("config: the 2D (slice-wise) network is not available for cmc (unet.rank must be 3)")
+            throw SegmentationError.config("the 2D (slice-wise) network is not available for cmc (unet.rank must be 3)")
         }
     }
 }

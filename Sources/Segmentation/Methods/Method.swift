@@ -132,7 +132,7 @@ public protocol SupervisedLossOwner: AnyObject {
 public func weightedTotal(_ parts: [(Tensor, Double)]) throws -> Tensor {
     var total: Tensor? = nil
     for (t, w) in parts where w != 0 { total = try total.map { try $0 + t * w } ?? (t * w) }
-    guard let total else { throw TorchError("no loss term has a non-zero weight") }
+    guard let total else { throw SegmentationError.config("no loss term has a non-zero weight") }
     return total
 }
 

@@ -23,7 +23,7 @@ public struct ModalityInput: Sendable {
     /// The network input from per-modality images (nil = absent modality, an error if chosen).
     public func callAsFunction(_ images: [Tensor?]) throws -> Tensor {
         let parts = try indices.map { m -> Tensor in
-            guard m < images.count, let x = images[m] else { throw TorchError("\(consumer) needs modality \(modalityNames[m])") }
+            guard m < images.count, let x = images[m] else { throw SegmentationError.incompatibleData("\(consumer) needs modality \(modalityNames[m])") }
             return x
         }
         return parts.count == 1 ? parts[0] : try Tensor.cat(parts, dim: 1)

@@ -35,7 +35,7 @@ public struct MethodContext {
     public init(config: TrainingConfig, modalityNames: [String], numClasses: Int) throws {
         let inputs = config.inputModalities.isEmpty ? Array(modalityNames.indices) : config.inputModalities
         guard inputs.allSatisfy({ modalityNames.indices.contains($0) }) else {
-            throw TorchError("input_modalities \(inputs) outside the dataset's \(modalityNames.count) channels")
+            throw SegmentationError.config("inputModalities \(inputs) outside the dataset's \(modalityNames.count) channels")
         }
         self.config = config; self.modalityNames = modalityNames; self.numClasses = numClasses; inputModalities = inputs
     }
@@ -70,7 +70,7 @@ public struct MethodDefinition: @unchecked Sendable {
     /// Builds the method for `context`, checking that it calls itself by its registered name.
     public func make(_ context: MethodContext) throws -> SegmentationMethod {
         let method = try build(context)
-        guard method.name == name else { throw TorchError("method registered as '\(name)' calls itself '\(method.name)'") }
+        guard method.name == name else { throw SegmentationError.invalidMethod("method registered as '\(name)' calls itself '\(method.name)'") }
         return method
     }
 
@@ -104,24 +104,20 @@ public enum MethodRegistry {
     public static func register(_ definition: MethodDefinition) throws {
         let existing = all
         guard !existing.contains(where: { $0.name == definition.name }) else {
-            throw TorchError("a method named '\(definition.name)' is already registered")
+            throw SegmentationError.invalidMethod("a method named '\(definition.name)' is already registered")
         }
         let taken = Set(TrainingConfig.sharedKeys).union(existing.filter { $0.settingsType != definition.settingsType }.flatMap(\.settingsKeys))
         let clashes = definition.settingsKeys.filter(taken.contains)
         guard clashes.isEmpty else {
-            throw TorchError("method '\(definition.name)': settings key(s) \(clashes.joined(separator: ", ")) already used by another setting")
+            throw SegmentationError.invalidMethod("method '\(definition.name)': settings key(s) \(clashes.joined(separator: ", ")) already used by another setting")
         }
         lock.withLock { registered.append(definition) }
     }
 
     /// The method a configuration names, built for a dataset.
     public static func make(config: TrainingConfig, modalityNames: [String], numClasses: Int) throws -> SegmentationMethod {
-        guard let definition = definition(named: config.method) else { throw TorchError(unknownMethodMessage(config.method)) }
+        guard let definition = definition(named: config.method) else { throw SegmentationError.unknownMethod(name: config.method, known: names) }
         return try definition.make(MethodContext(config: config, modalityNames: modalityNames, numClasses: numClasses))
-    }
-
-    static func unknownMethodMessage(_ name: String) -> String {
-        "unknown method '\(name)' (\(names.joined(separator: ", ")))"
     }
 
     /// For `--help`: one "name: summary" line per method.

@@ -30,10 +30,10 @@ public struct SemiCMLSettings: MethodSettings {
 
     public func validate(in config: TrainingConfig) throws {
         guard cmlStage1Iterations >= 0, cmlStage1Iterations <= config.iterations else {
-            throw TorchError("config: cmlStage1Iterations must be in [0, iterations (\(config.iterations))], got \(cmlStage1Iterations)")
+            throw SegmentationError.config("cmlStage1Iterations must be in [0, iterations (\(config.iterations))], got \(cmlStage1Iterations)")
         }
         guard cmlTeacherCheckpoints >= 0 else {
-            throw TorchError("config: cmlTeacherCheckpoints must be >= 0 (0: the teacher is the network as it is at the switch), got \(cmlTeacherCheckpoints)")
+            throw SegmentationError.config("cmlTeacherCheckpoints must be >= 0 (0: the teacher is the network as it is at the switch), got \(cmlTeacherCheckpoints)")
         }
     }
 }
@@ -87,7 +87,7 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
     public init(modalityNames: [String], numClasses: Int, unet: UNetConfig = UNetConfig(dropout: 0.1),
                 config: SemiCMLConfig = SemiCMLConfig(), stage1Iterations: Int = 0, teacherCheckpoints: Int = 3,
                 supervised: DiceCELoss = DiceCELoss()) throws {
-        guard modalityNames.count >= 2 else { throw TorchError("Semi-CML needs at least two modalities") }
+        guard modalityNames.count >= 2 else { throw SegmentationError.incompatibleData("Semi-CML needs at least two modalities") }
         self.modalityNames = modalityNames
         self.config = config
         self.stage1Iterations = stage1Iterations
@@ -108,7 +108,7 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
     /// Switches to PReL with a teacher network holding `teacherState` (e.g. averaged checkpoints).
     public func startPReL(teacher: Int, student: Int, teacherState: [String: Tensor]) throws {
         guard teacher != student, modalityNames.indices.contains(teacher), modalityNames.indices.contains(student) else {
-            throw TorchError("PReL: invalid teacher/student modalities \(teacher), \(student)")
+            throw SegmentationError.incompatibleData("PReL: invalid teacher/student modalities \(teacher), \(student)")
         }
         let source = ensemble.networks[teacher]
         let frozen = try UNet(inChannels: 1, numClasses: source.decoder.head.weight.value.size(0), config: source.config)

@@ -20,7 +20,7 @@ public final class SupervisedMethod: SegmentationMethod, SupervisedLossOwner {
 
     public init(inputModalities: [Int], modalityNames: [String], numClasses: Int, unet: UNetConfig = UNetConfig(),
                 supervised: DiceCELoss = DiceCELoss()) throws {
-        guard !inputModalities.isEmpty else { throw TorchError("supervised: no input modality") }
+        guard !inputModalities.isEmpty else { throw SegmentationError.incompatibleData("supervised: no input modality") }
         input = ModalityInput(indices: inputModalities, modalityNames: modalityNames, consumer: "supervised model")
         self.modalityNames = modalityNames
         self.supervised = supervised

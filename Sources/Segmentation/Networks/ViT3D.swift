@@ -194,7 +194,7 @@ public final class ViTAttention3D: Module {
     func addRelativePosition(_ logits: Tensor, q: Tensor, grid: (Int, Int, Int), _ rd: Tensor, _ rh: Tensor, _ rw: Tensor) throws -> Tensor {
         let (d, h, w) = grid
         guard d == h && h == w else {
-            throw TorchError("SAM-Med3D's relative position embeddings need a cubic token grid, got \(d)x\(h)x\(w) in a global-attention block: use a cubic patch or vit.relativePosition false")
+            throw SegmentationError.config("SAM-Med3D's relative position embeddings need a cubic token grid, got \(d)x\(h)x\(w) in a global-attention block: use a cubic patch or vit.relativePosition false")
         }
         let bh = q.size(0), hd = q.size(2)
         let rq = try q.reshape([bh, d, h, w, hd])
@@ -318,7 +318,7 @@ public final class ViT3DEncoder: Module {
 
     public init(inChannels: Int = 1, config: ViTConfig) throws {
         let problems = config.problems()
-        guard problems.isEmpty else { throw TorchError("ViT-3D: " + problems.joined(separator: "; ")) }
+        guard problems.isEmpty else { throw SegmentationError.invalidSettings(source: "ViT-3D", problem: problems.joined(separator: "; ")) }
         patch_embed = try PatchEmbedding3D(inChannels: inChannels, embedDim: config.embedDim, patch: config.patch)
         let g = config.positionGrid
         // SAM-Med3D starts the position embedding at zero and always loads pretrained weights; from

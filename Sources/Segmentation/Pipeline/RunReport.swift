@@ -12,7 +12,7 @@ public enum RunReport {
         let log = ReportBuilder.parseLog(contentsOf: run.appendingPathComponent("log.jsonl"))
         let config = try? String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
         let evaluationData = try evaluation.map { url -> Data in
-            guard let d = FileManager.default.contents(atPath: url.path) else { throw TorchError("\(url.path): cannot read") }
+            guard let d = FileManager.default.contents(atPath: url.path) else { throw SegmentationError.invalidRun(path: url.path, problem: "cannot read") }
             return d
         }
         var cases: [ReportCase] = []

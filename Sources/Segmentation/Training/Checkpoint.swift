@@ -28,7 +28,7 @@ public struct Checkpoint {
     public static func read(_ url: URL) throws -> Checkpoint {
         let file = try Safetensors.read(url)
         guard file.metadata["format"] == "concord-checkpoint-1" else {
-            throw TorchError("\(url.path) is not a Concord checkpoint (metadata format is \(file.metadata["format"] ?? "missing"))")
+            throw SegmentationError.invalidRun(path: url.path, problem: "not a Concord checkpoint (metadata format is \(file.metadata["format"] ?? "missing"))")
         }
         var model: [(String, Tensor)] = [], optimizer: [(String, Tensor)] = [], extra: [String: [(String, Tensor)]] = [:]
         for (name, t) in file.tensors {

@@ -11,26 +11,26 @@ public enum SettingsDecoding {
     /// `overrides` over `defaults`; `source` names the file or flag in messages ("config").
     public static func decode<T: Codable>(_ type: T.Type, overrides: [String: Any], defaults: T, source: String) throws -> T {
         guard let base = try JSONSerialization.jsonObject(with: JSONEncoder().encode(defaults)) as? [String: Any] else {
-            throw TorchError("\(source): \(T.self) is not a settings object")
+            throw SegmentationError.invalidSettings(source: source, problem: "\(T.self) is not a settings object")
         }
         var unknown: [String] = []
         let merged = merge(base, overrides, path: "", unknown: &unknown)
         if !unknown.isEmpty {
-            throw TorchError("\(source): unknown key(s) \(unknown.sorted().joined(separator: ", ")); known top-level keys: \(base.keys.sorted().joined(separator: ", "))")
+            throw SegmentationError.invalidSettings(source: source, problem: "unknown key(s) \(unknown.sorted().joined(separator: ", ")); known top-level keys: \(base.keys.sorted().joined(separator: ", "))")
         }
         do {
             return try JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: merged))
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
                 let DecodingError.dataCorrupted(context) {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw TorchError("\(source): wrong value at \(path.isEmpty ? "top level" : path): \(context.debugDescription)")
+            throw SegmentationError.invalidSettings(source: source, problem: "wrong value at \(path.isEmpty ? "top level" : path): \(context.debugDescription)")
         }
     }
 
     /// Partial settings from JSON data (an object).
     public static func decode<T: Codable>(_ type: T.Type, json: Data, defaults: T, source: String) throws -> T {
         guard let object = try JSONSerialization.jsonObject(with: json) as? [String: Any] else {
-            throw TorchError("\(source): not a JSON object")
+            throw SegmentationError.invalidSettings(source: source, problem: "not a JSON object")
         }
         return try decode(type, overrides: object, defaults: defaults, source: source)
     }
@@ -123,7 +123,7 @@ public enum DeviceSetting: Codable, Sendable, Equatable, CustomStringConvertible
         case .cpu: return .cpu
         case .auto: return Runtime.cudaAvailable ? .cuda(0) : .cpu
         case .cuda(let i):
-            guard Runtime.cudaAvailable else { throw TorchError("device \(self) requested but this libtorch has no CUDA") }
+            guard Runtime.cudaAvailable else { throw SegmentationError.unavailableDevice("device \(self) requested but this libtorch has no CUDA") }
             return .cuda(i ?? 0)
         }
     }

@@ -98,7 +98,7 @@ public final class Trainer {
         let state = try method.checkpointState()
         var meta = state.metadata
         for (key, value) in ["iteration": "\(iteration)", "best_dice": "\(bestDice)", "best_iteration": "\(bestIteration)", "method": method.name] {
-            guard meta[key] == nil else { throw TorchError("method \(method.name): checkpoint metadata key '\(key)' is the trainer's") }
+            guard meta[key] == nil else { throw SegmentationError.invalidMethod("method \(method.name): checkpoint metadata key '\(key)' is the trainer's") }
             meta[key] = value
         }
         return Checkpoint(model: try method.model.stateDict(), optimizer: try optimizer.stateTensors(), extra: state.tensors, metadata: meta)
@@ -106,11 +106,11 @@ public final class Trainer {
 
     func restore() throws {
         guard FileManager.default.fileExists(atPath: lastCheckpoint.path) else {
-            throw TorchError("--resume: no checkpoint at \(lastCheckpoint.path)")
+            throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "no checkpoint to resume from (--resume)")
         }
         let ck = try Checkpoint.read(lastCheckpoint)
         guard ck.metadata["method"] == method.name else {
-            throw TorchError("--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
+            throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
         }
         try method.model.loadStateDict(ck.modelDictionary)
         try method.restore(from: ck.methodState)
@@ -190,7 +190,7 @@ public final class Trainer {
             if iteration % config.logInterval == 0 || iteration == config.iterations || iteration == startIteration + 1 {
                 let values = try terms.values()
                 guard values.allSatisfy({ $0.1.isFinite }) else {
-                    throw TorchError("loss became non-finite at iteration \(iteration): \(values.map { "\($0.0)=\($0.1)" }.joined(separator: " ")); lower the learning rate")
+                    throw SegmentationError.nonFiniteLoss(iteration: iteration, terms: values.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
                 }
                 let elapsed = Date().timeIntervalSince(start)
                 log.train(iteration: iteration, lr: optimizer.learningRate, elapsed: elapsed, losses: values)
@@ -248,7 +248,7 @@ extension Trainer: MethodTrainingContext {
     }
 
     public func validateNow(iteration: Int) throws -> [[Int: Double]?] {
-        guard let log = currentLog else { throw TorchError("validateNow: the trainer is not training") }
+        guard let log = currentLog else { throw SegmentationError.invalidMethod("validateNow: called outside training") }
         return try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(trainingStart))
     }
 }

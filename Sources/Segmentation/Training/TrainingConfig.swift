@@ -107,24 +107,25 @@ public struct TrainingConfig: Codable, Sendable {
         }
         let unknown = present.subtracting(known)
         guard unknown.isEmpty else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                                                    debugDescription: "unknown setting(s) \(unknown.sorted().joined(separator: ", "))"))
+            throw SegmentationError.config("unknown setting(s) \(unknown.sorted().joined(separator: ", "))")
         }
     }
 
     /// Reads a partial configuration (a JSON object, e.g. parsed from YAML) over the defaults.
     /// Keys are the property names (`learningRate`, `cmc: {lambdaCSC: 0.2}`); a key that is not a
     /// setting is an error naming it, so a typo never silently falls back to a default.
-    public static func overriding(_ overrides: [String: Any], base: TrainingConfig = TrainingConfig()) throws -> TrainingConfig {
-        try SettingsDecoding.decode(TrainingConfig.self, overrides: overrides, defaults: base, source: "config")
+    /// `source` names the file in messages.
+    public static func overriding(_ overrides: [String: Any], base: TrainingConfig = TrainingConfig(),
+                                  source: String = "config") throws -> TrainingConfig {
+        try SettingsDecoding.decode(TrainingConfig.self, overrides: overrides, defaults: base, source: source)
     }
 
     /// Checks values a typo could make absurd, then the chosen method's own settings; the message
     /// names the key.
     public func validate() throws {
-        func fail(_ s: String) -> TorchError { TorchError("config: \(s)") }
+        func fail(_ s: String) -> SegmentationError { .config(s) }
         guard let definition = MethodRegistry.definition(named: self.method) else {
-            throw fail("method must be one of \(MethodRegistry.names.joined(separator: ", ")), got '\(self.method)'")
+            throw SegmentationError.unknownMethod(name: self.method, known: MethodRegistry.names)
         }
         guard self.iterations > 0 else { throw fail("iterations must be > 0") }
         if self.unet.encoder == .vit {
