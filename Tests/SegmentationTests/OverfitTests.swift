@@ -104,7 +104,7 @@ final class SliceWiseTests: XCTestCase {
         let trainer = try Trainer(config: config, data: data, run: run, resume: false, output: { _ in })
         _ = try trainer.train()
         let net = (trainer.method as! SemiCMLMethod).ensemble.networks[0]
-        XCTAssertEqual(try (net.encoder as! UNetEncoder).stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
+        XCTAssertEqual((net.encoder as! UNetEncoder).stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
         let heads = try validate(method: trainer.method, cases: [c], inference: SlidingWindowInference(patch: config.volumePatch), numClasses: 3)
         XCTAssertGreaterThan(try XCTUnwrap(heads.last ?? nil).meanValue, 0.8)
         var bad = config

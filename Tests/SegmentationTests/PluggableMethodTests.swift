@@ -24,7 +24,7 @@ final class ToyMethod: SegmentationMethod {
         try ToyMethod(context: context, scale: settings.toyLossScale)
     }
 
-    final class Network: Module {
+    final class Network: Module, @unchecked Sendable {
         let conv: Conv3d
         init(_ conv: Conv3d) { self.conv = conv; super.init() }
     }

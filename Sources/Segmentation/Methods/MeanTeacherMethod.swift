@@ -42,7 +42,7 @@ public final class MeanTeacherMethod: SegmentationMethod, SupervisedLossOwner {
     let ema: ExponentialMovingAverage
 
     /// The saved model: student and teacher (`student.encoder...`, `teacher.encoder...`).
-    public final class StudentTeacher: Module {
+    public final class StudentTeacher: Module, @unchecked Sendable {
         public let student: UNet
         public let teacher: UNet
         init(student: UNet, teacher: UNet) { self.student = student; self.teacher = teacher; super.init() }

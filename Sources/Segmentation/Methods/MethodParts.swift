@@ -2,7 +2,7 @@ import Torch
 
 /// The saved model of a method made of several U-Nets side by side (Semi-CML's one per modality,
 /// CPS's pair): parameters are saved as `networks.0.encoder...`, `networks.1.encoder...`.
-public final class NetworkList: Module {
+public final class NetworkList: Module, @unchecked Sendable {
     public let networks: [UNet]
     public init(_ networks: [UNet]) { self.networks = networks; super.init() }
 }

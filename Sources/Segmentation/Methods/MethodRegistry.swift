@@ -91,6 +91,8 @@ public enum MethodRegistry {
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var registered: [MethodDefinition] = builtIn
+    /// Guards `keyCache` only (separate from `lock`, so key lookups may happen while registering).
+    private static let keyLock = NSLock()
     nonisolated(unsafe) private static var keyCache: [ObjectIdentifier: [String]] = [:]
 
     /// Every method, in registration order (the built-in ones first).
@@ -102,16 +104,24 @@ public enum MethodRegistry {
     /// Adds a method. Its name must be new, and its settings keys must not be taken by the shared
     /// settings or by another settings type.
     public static func register(_ definition: MethodDefinition) throws {
-        let existing = all
-        guard !existing.contains(where: { $0.name == definition.name }) else {
-            throw SegmentationError.invalidMethod("a method named '\(definition.name)' is already registered")
+        // The check and the append are one critical section, so two registrations cannot both
+        // pass the check.
+        let shared = Set(TrainingConfig.sharedKeys)
+        try lock.withLock {
+            guard !registered.contains(where: { $0.name == definition.name }) else {
+                throw SegmentationError.invalidMethod("a method named '\(definition.name)' is already registered")
+            }
+            let own = ObjectIdentifier(definition.settingsType)
+            var taken = shared
+            for other in registered where ObjectIdentifier(other.settingsType) != own {
+                taken.formUnion(other.settingsKeys)
+            }
+            let clashes = definition.settingsKeys.filter(taken.contains)
+            guard clashes.isEmpty else {
+                throw SegmentationError.invalidMethod("method '\(definition.name)': settings key(s) \(clashes.joined(separator: ", ")) already used by another setting")
+            }
+            registered.append(definition)
         }
-        let taken = Set(TrainingConfig.sharedKeys).union(existing.filter { $0.settingsType != definition.settingsType }.flatMap(\.settingsKeys))
-        let clashes = definition.settingsKeys.filter(taken.contains)
-        guard clashes.isEmpty else {
-            throw SegmentationError.invalidMethod("method '\(definition.name)': settings key(s) \(clashes.joined(separator: ", ")) already used by another setting")
-        }
-        lock.withLock { registered.append(definition) }
     }
 
     /// The method a configuration names, built for a dataset.
@@ -133,10 +143,10 @@ public enum MethodRegistry {
     /// The keys a settings type writes (those of its defaults).
     static func keys(of type: any MethodSettings.Type) -> [String] {
         let id = ObjectIdentifier(type)
-        if let cached = lock.withLock({ keyCache[id] }) { return cached }
+        if let cached = keyLock.withLock({ keyCache[id] }) { return cached }
         let object = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(type.init()))) as? [String: Any] ?? [:]
         let keys = object.keys.sorted()
-        lock.withLock { keyCache[id] = keys }
+        keyLock.withLock { keyCache[id] = keys }
         return keys
     }
 }
