@@ -12,7 +12,8 @@ struct Demo: ParsableCommand {
     )
 
     @Option(help: "Output folder.") var out = "demo-out"
-    @Option(help: "Method: cmc, cml, mean-teacher, cps, supervised.") var method = "cmc"
+    @Option(help: ArgumentHelp("Method: \(MethodRegistry.names.joined(separator: ", ")).", discussion: MethodRegistry.helpText))
+    var method = "cmc"
     @Option(help: "Fraction of training cases with labels.") var labeled = 0.1
     @Option(help: "Training iterations.") var iterations = 400
     @Option(help: "Time budget for training in minutes (training stops early when it is spent).") var minutes: Double = 8

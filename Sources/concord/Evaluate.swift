@@ -34,7 +34,7 @@ struct Evaluate: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "--run: max rotation in degrees per level (default 0 for each).") var misalignDeg: [Double] = []
     @Option(help: "--run: seed of the simulated misalignment.") var seed: UInt64 = 0
     @Option(parsing: .upToNextOption, help: "--run: output heads by name, or 'all' (default: the method's final answer).") var head: [String] = []
-    @Option(help: "Device for --run: cpu, cuda, auto.") var device = "cpu"
+    @Option(help: "Device for --run: \(DeviceSetting.choices).") var device = "cpu"
     @Option(help: "Labels to evaluate, comma separated (default: every non-zero value in the references).") var labels: String?
     @Option(help: "Write the JSON report here.") var json: String?
     @Option(help: "Write the per case/class CSV here.") var csv: String?
@@ -68,7 +68,8 @@ struct Evaluate: ParsableCommand {
     }
 
     func evaluateRun(_ run: URL, labels: [Int]?) throws {
-        guard let dev = Device(parsing: device) else { throw ValidationError("unknown device \(device)") }
+        guard let setting = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
+        let dev = try setting.resolve()
         guard csv == nil else { throw ValidationError("--csv is for --pred/--gt; with --run use --json") }
         guard misalignDeg.isEmpty || misalignDeg.count == misalignMm.count else {
             throw ValidationError("--misalign-deg gives \(misalignDeg.count) value(s) for \(misalignMm.count) --misalign-mm level(s)")

@@ -28,10 +28,11 @@ struct Predict: ParsableCommand {
     @Option(help: "Simulate misalignment of the non-reference channels: max translation in mm.") var misalignMm: Double = 0
     @Option(help: "Simulate misalignment: max rotation in degrees.") var misalignDeg: Double = 0
     @Option(help: "Seed of the simulated misalignment.") var seed: UInt64 = 0
-    @Option(help: "Device: cpu, cuda, auto.") var device = "cpu"
+    @Option(help: "Device: \(DeviceSetting.choices).") var device = "cpu"
 
     func run() throws {
-        guard let dev = Device(parsing: device) else { throw ValidationError("unknown device \(device)") }
+        guard let setting = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
+        let dev = try setting.resolve()
         let predictor = try Predictor(run: URL(fileURLWithPath: runFolder), checkpoint: checkpoint, overlap: overlap, flipTTA: tta, device: dev)
         let names = predictor.description.modalityNames
         if let head {

@@ -12,19 +12,21 @@ struct Train: ParsableCommand {
         The run folder receives run.json (what predict needs), config.yaml (every hyperparameter, resolved),
         splits.json, log.jsonl (losses per iteration, validation Dice) and checkpoints/{last,best}.safetensors.
         Ctrl-C saves a checkpoint and stops; --resume continues bit-for-bit from the last checkpoint.
-        Settings: defaults < --config FILE.yaml < command-line options.
+        Settings: defaults < --config FILE.yaml < command-line options. Choices in the config file:
+        optimizer \(OptimizerKind.choices); schedule \(LearningRateScheduleKind.choices); device \(DeviceSetting.choices).
         """
     )
 
     @Option(help: "Dataset folder (nnU-Net v2 raw layout, plus imagesUnlabeled/).") var dataset: String
-    @Option(help: "Method: cmc, cml, mean-teacher, cps, supervised.") var method: String?
+    @Option(help: ArgumentHelp("Method: \(MethodRegistry.names.joined(separator: ", ")).", discussion: MethodRegistry.helpText))
+    var method: String?
     @Option(help: "Fraction of the training cases that keep their labels, e.g. 0.1.") var labeled: Double?
     @Option(help: "Cubic patch size (or set patch in the config).") var patch: Int?
     @Option(help: "Training iterations.") var iterations: Int?
-    @Option(help: "Network dimensions: 3 (volumes) or 2 (slice-wise; cml, supervised, mean-teacher, cps).") var dimensions: Int?
+    @Option(help: "Network dimensions: 3 (volumes) or 2 (slice-wise; not every method has a 2D form).") var dimensions: Int?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "YAML file with settings (keys as in RUN/config.yaml).") var config: String?
-    @Option(help: "Device: cpu, cuda, auto.") var device: String?
+    @Option(help: "Device: \(DeviceSetting.choices).") var device: String?
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
 
@@ -41,7 +43,7 @@ struct Train: ParsableCommand {
                 guard let object = try Yams.load(yaml: text) as? [String: Any] else { throw ValidationError("\(config): not a YAML mapping") }
                 overrides = object
             }
-            settings = try TrainingConfig.overriding(overrides)
+            settings = try TrainingConfig.overriding(overrides, source: config ?? "config")
             if let method { settings.method = method }
             if let labeled { settings.labeledRatio = labeled }
             if let rank = dimensions {
@@ -51,7 +53,10 @@ struct Train: ParsableCommand {
             if let patch { settings.patch = Array(repeating: patch, count: settings.unet.rank) }
             if let iterations { settings.iterations = iterations }
             if let seed { settings.seed = seed }
-            if let device { settings.device = device }
+            if let device {
+                guard let parsed = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
+                settings.device = parsed
+            }
             try settings.validate()
             if FileManager.default.fileExists(atPath: runURL.appendingPathComponent("checkpoints/last.safetensors").path) {
                 throw ValidationError("\(out) already holds a run; use --resume to continue it or choose another --out")
@@ -63,7 +68,7 @@ struct Train: ParsableCommand {
         description.config = settings
         try description.write(to: runURL)
         let trainer = try Trainer(config: settings, data: loaded.data, run: runURL, resume: resume) { print($0) }
-        print("training \(settings.method) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
+        print("training \(trainer.method.name) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
         do {
             let summary = try trainer.train()
             if loaded.data.validation.isEmpty {

@@ -116,7 +116,7 @@ final class DeepSupervisionTests: XCTestCase {
     func testConfigKeyDecodesWithDefaultsAndValidates() throws {
         // A config written before the new keys existed.
         let old = #"{"rank": 3, "widths": [4, 8], "norm": "instance", "dropout": 0}"#
-        let decoded = try JSONDecoder().decode(UNetConfig.self, from: Data(old.utf8))
+        let decoded = try SettingsDecoding.decode(UNetConfig.self, json: Data(old.utf8), defaults: UNetConfig(), source: "old unet")
         XCTAssertFalse(decoded.deepSupervision)
         XCTAssertEqual(decoded.encoder, .unet)
         XCTAssertEqual(decoded.vit, ViTConfig())

@@ -17,14 +17,16 @@ final class OverfitTests: XCTestCase {
         config.labeledBatch = 2
         config.unlabeledBatch = 2
         config.learningRate = 1e-2
-        config.schedule = "constant"
+        config.schedule = .constant
         config.augmentation = .none
         config.validationInterval = iterations
         config.checkpointInterval = iterations
         config.logInterval = iterations
         config.weightDecay = 0
         // A short teacher memory: the check is the wiring, not the EMA's long-run smoothing.
-        config.meanTeacher.emaDecay = 0.9
+        var teacherSettings = config.settings(MeanTeacherSettings.self)
+        teacherSettings.meanTeacher.emaDecay = 0.9
+        config.setSettings(teacherSettings)
         configure(&config)
         let c = try phantomCase(index: 0)
         var unlabeled = try phantomCase(index: 1)
@@ -88,7 +90,7 @@ final class SliceWiseTests: XCTestCase {
         config.labeledBatch = 4
         config.unlabeledBatch = 2
         config.learningRate = 1e-2
-        config.schedule = "constant"
+        config.schedule = .constant
         config.augmentation = .none
         config.validationInterval = 40
         config.logInterval = 40
@@ -102,7 +104,7 @@ final class SliceWiseTests: XCTestCase {
         let trainer = try Trainer(config: config, data: data, run: run, resume: false, output: { _ in })
         _ = try trainer.train()
         let net = (trainer.method as! SemiCMLMethod).ensemble.networks[0]
-        XCTAssertEqual(try (net.encoder as! UNetEncoder).stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
+        XCTAssertEqual((net.encoder as! UNetEncoder).stages[0].conv1.conv.weight.value.shape, [8, 1, 3, 3])   // really 2D
         let heads = try validate(method: trainer.method, cases: [c], inference: SlidingWindowInference(patch: config.volumePatch), numClasses: 3)
         XCTAssertGreaterThan(try XCTUnwrap(heads.last ?? nil).meanValue, 0.8)
         var bad = config

@@ -120,8 +120,8 @@ final class TrainerTests: XCTestCase {
         let ok = try TrainingConfig.overriding(["method": "cml", "iterations": 7, "cmc": ["lambdaCSC": 0.3]])
         XCTAssertEqual(ok.method, "cml")
         XCTAssertEqual(ok.iterations, 7)
-        XCTAssertEqual(ok.cmc.lambdaCSC, 0.3)
-        XCTAssertEqual(ok.cmc.lambdaCAC, 0.1)
+        XCTAssertEqual(ok.settings(CMCSettings.self).cmc.lambdaCSC, 0.3)
+        XCTAssertEqual(ok.settings(CMCSettings.self).cmc.lambdaCAC, 0.1)
         XCTAssertEqual(ok.learningRate, 1e-3)
     }
 
@@ -131,10 +131,10 @@ final class TrainerTests: XCTestCase {
             var config = TrainingConfig()
             config.method = name
             config.unet = UNetConfig(widths: [4, 8])
-            let standard = try MethodFactory.make(config: config, modalityNames: ["a", "b"], numClasses: 3)
+            let standard = try MethodRegistry.make(config: config, modalityNames: ["a", "b"], numClasses: 3)
             XCTAssertEqual((standard as? SupervisedLossOwner)?.supervised.dice.includeBackground, true, name)
             config.diceIncludeBackground = false
-            let foreground = try MethodFactory.make(config: config, modalityNames: ["a", "b"], numClasses: 3)
+            let foreground = try MethodRegistry.make(config: config, modalityNames: ["a", "b"], numClasses: 3)
             XCTAssertEqual((foreground as? SupervisedLossOwner)?.supervised.dice.includeBackground, false, name)
         }
     }

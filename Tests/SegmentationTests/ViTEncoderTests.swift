@@ -21,7 +21,8 @@ final class ViTEncoderTests: XCTestCase {
 
     func reference() throws -> Reference {
         let io = try Safetensors.read(Self.fixture("vit3d_io"))
-        let config = try JSONDecoder().decode(ViTConfig.self, from: Data(try XCTUnwrap(io.metadata["config"]).utf8))
+        let config = try SettingsDecoding.decode(ViTConfig.self, json: Data(try XCTUnwrap(io.metadata["config"]).utf8),
+                                                 defaults: ViTConfig(), source: "vit3d_io config")
         let url = try Self.fixture("vit3d_weights")
         var weights: [String: Tensor] = [:]
         for (k, v) in try Safetensors.read(url).tensors where k.hasPrefix("image_encoder.") {
@@ -153,14 +154,14 @@ final class ViTEncoderTests: XCTestCase {
         try Runtime.manualSeed(21)
         var config = TrainingConfig()
         config.method = "supervised"
-        config.optimizer = "adamw"
+        config.optimizer = .adamw
         config.weightDecay = 0.1
         config.learningRate = 1e-2
         config.unet = UNetConfig(widths: [4, 8, 16], encoder: .vit, vit: r.config)
         config.unet.vit.pretrained = r.weightsURL.path
         config.patch = [20, 20, 20]
         XCTAssertNoThrow(try config.validate())
-        let method = try MethodFactory.make(config: config, modalityNames: ["a"], numClasses: 3)
+        let method = try MethodRegistry.make(config: config, modalityNames: ["a"], numClasses: 3)
         XCTAssertEqual(try preparePretrainedViT(in: method.model, config: config.unet.vit, load: true), 1)
         let network = (method as! SupervisedMethod).network
         let vit = (network.encoder as! ViTUNetEncoder).vit
@@ -208,7 +209,7 @@ final class ViTEncoderTests: XCTestCase {
         config.unet.vit.pretrained = r.weightsURL.path
         config.labeledBatch = 2
         config.learningRate = 1e-2
-        config.schedule = "constant"
+        config.schedule = .constant
         config.augmentation = .none
         config.logInterval = 1
         config.validationInterval = 16

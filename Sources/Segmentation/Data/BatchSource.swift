@@ -24,7 +24,7 @@ public final class BatchSource: @unchecked Sendable {
 
     public init(labeled: [PreparedCase], unlabeled: [PreparedCase], labeledBatch: Int, unlabeledBatch: Int, paired: Bool,
                 sampler: PatchSampler, augmentation: Augmentation, seed: UInt64) throws {
-        guard let first = labeled.first else { throw TorchError("training needs at least one labelled case") }
+        guard let first = labeled.first else { throw SegmentationError.incompatibleData("training needs at least one labelled case") }
         modalities = first.modalities
         self.labeled = labeled; self.unlabeled = unlabeled
         self.labeledBatch = labeledBatch; self.unlabeledBatch = unlabeled.isEmpty ? 0 : unlabeledBatch
@@ -32,7 +32,7 @@ public final class BatchSource: @unchecked Sendable {
         foreground = try labeled.map { try PatchSampler.ForegroundIndex(label: $0.label) }
         if !paired {
             for m in 0..<modalities where !labeled.contains(where: { $0.present[m] }) {
-                throw TorchError("unpaired training: no labelled case has modality \(m)")
+                throw SegmentationError.incompatibleData("unpaired training: no labelled case has modality \(m)")
             }
         }
     }
@@ -66,7 +66,7 @@ public final class BatchSource: @unchecked Sendable {
                     var pool = cases
                     if !withLabels && !pool.contains(where: { $0.present[m] }) { pool = labeled }
                     let candidates = pool.indices.filter { pool[$0].present[m] }
-                    guard !candidates.isEmpty else { throw TorchError("no case has modality \(m)") }
+                    guard !candidates.isEmpty else { throw SegmentationError.incompatibleData("no case has modality \(m)") }
                     let index = candidates[rng.below(candidates.count)]
                     let (x, y) = try sample(pool[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)
                     images[m].append(try x.narrow(dim: 0, start: m, length: 1))

@@ -1,7 +1,7 @@
 import Foundation
 import Torch
 
-/// Loss weights and schedule of CMC (SPEC 1.1).
+/// Loss weights and schedule of CMC.
 public struct CMCLossConfig: Codable, Sendable {
     public var lambdaCSC: Double = 0.1
     public var lambdaCAC: Double = 0.1
@@ -16,9 +16,23 @@ public struct CMCLossConfig: Codable, Sendable {
     /// w(t) = exp(-5 (1 - t)^2) with t = (progress - rampStart) / (rampEnd - rampStart), as fractions of training.
     public var rampStart: Double = 0
     public var rampEnd: Double = 1
-    /// Apply L_CSC to the labelled batch too (SPEC: labelled and unlabelled).
+    /// Apply L_CSC to the labelled batch too (the method applies it to labelled and unlabelled data).
     public var cscOnLabeled: Bool = true
     public init() {}
+}
+
+/// CMC's settings: the top-level keys `cmc` (loss weights and schedule) and `cmcSharedEncoder`.
+public struct CMCSettings: MethodSettings {
+    public var cmc = CMCLossConfig()
+    /// One encoder for every modality instead of one each.
+    public var cmcSharedEncoder = false
+    public init() {}
+
+    public func validate(in config: TrainingConfig) throws {
+        if config.unet.rank != 3 {
+            throw SegmentationError.config("the 2D (slice-wise) network is not available for cmc (unet.rank must be 3)")
+        }
+    }
 }
 
 /// CMC (Zhou et al., MICCAI 2024): L = L_sup + w(t) (lambda_csc L_CSC + lambda_cac L_CAC).
@@ -33,7 +47,17 @@ public struct CMCLossConfig: Codable, Sendable {
 /// embeddings (already tolerant to any spatial mismatch within its 4^3 cells); L_CAC compares
 /// region maps pooled to `unpairedGrid`^3, i.e. the coarse layout of each structure, since voxels of
 /// two patients do not correspond.
-public final class CMCMethod: SegmentationMethod {
+public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
+    public static let definition = MethodDefinition(
+        name: "cmc", summary: "CMC, one encoder-decoder branch per modality with channel and anatomical consistency (paired or unpaired)",
+        settings: CMCSettings.self
+    ) { context, settings in
+        let network = try CMCNetwork(config: CMCConfig(modalities: context.modalityNames.count, numClasses: context.numClasses,
+                                                       unet: context.unet, sharedEncoder: settings.cmcSharedEncoder))
+        return CMCMethod(network: network, modalityNames: context.modalityNames, config: settings.cmc,
+                         supervised: context.supervisedLoss)
+    }
+
     public let name = "cmc"
     public let network: CMCNetwork
     public let modalityNames: [String]
@@ -42,8 +66,10 @@ public final class CMCMethod: SegmentationMethod {
     public let csc: ChannelSemanticConsistencyLoss
     public let cac: ContrastiveAnatomicalConsistencyLoss
 
-    public init(network: CMCNetwork, modalityNames: [String], config: CMCLossConfig = CMCLossConfig()) {
+    public init(network: CMCNetwork, modalityNames: [String], config: CMCLossConfig = CMCLossConfig(),
+                supervised: DiceCELoss = DiceCELoss()) {
         self.network = network
+        self.supervised = supervised
         self.modalityNames = modalityNames
         self.config = config
         csc = ChannelSemanticConsistencyLoss(temperature: config.temperatureCSC, grid: config.cscGrid)

@@ -9,43 +9,47 @@ public struct CPSConfig: Codable, Sendable {
     public init() {}
 }
 
+/// CPS's settings: the top-level key `cps`.
+public struct CPSSettings: MethodSettings {
+    public var cps = CPSConfig()
+    public init() {}
+}
+
 /// Cross pseudo supervision (Chen et al., CVPR 2021): two U-Nets with different initialisations on
 /// the same input (early fusion of the chosen modalities); each is supervised on labelled data and,
 /// on every sample, trained with cross-entropy against the other's argmax (a hard pseudo-label that
 /// carries no gradient). Prediction averages the two softmaxes.
-public final class CrossPseudoSupervisionMethod: SegmentationMethod {
-    public let name = "cps"
-    public let pair: Networks
-    public let inputModalities: [Int]
-    public let modalityNames: [String]
-    public let config: CPSConfig
-    public var supervised = DiceCELoss()
-
-    /// The saved model: `networks.0.encoder...`, `networks.1.encoder...`.
-    public final class Networks: Module {
-        public let networks: [UNet]
-        init(_ networks: [UNet]) { self.networks = networks; super.init() }
+public final class CrossPseudoSupervisionMethod: SegmentationMethod, SupervisedLossOwner {
+    public static let definition = MethodDefinition(
+        name: "cps", summary: "cross pseudo supervision, two U-Nets teaching each other with hard pseudo-labels (early fusion)",
+        settings: CPSSettings.self
+    ) { context, settings in
+        try CrossPseudoSupervisionMethod(inputModalities: context.inputModalities, modalityNames: context.modalityNames,
+                                         numClasses: context.numClasses, unet: context.unet, config: settings.cps,
+                                         supervised: context.supervisedLoss)
     }
 
+    public let name = "cps"
+    /// The saved model: `networks.0.encoder...`, `networks.1.encoder...`.
+    public let pair: NetworkList
+    public let input: ModalityInput
+    public var inputModalities: [Int] { input.indices }
+    public let modalityNames: [String]
+    public let config: CPSConfig
+    public var supervised: DiceCELoss
+
     public init(inputModalities: [Int], modalityNames: [String], numClasses: Int, unet: UNetConfig = UNetConfig(),
-                config: CPSConfig = CPSConfig()) throws {
-        self.inputModalities = inputModalities
+                config: CPSConfig = CPSConfig(), supervised: DiceCELoss = DiceCELoss()) throws {
+        input = ModalityInput(indices: inputModalities, modalityNames: modalityNames, consumer: "CPS")
+        self.supervised = supervised
         self.modalityNames = modalityNames
         self.config = config
-        pair = Networks(try (0..<2).map { _ in try UNet(inChannels: inputModalities.count, numClasses: numClasses, config: unet) })
+        pair = NetworkList(try (0..<2).map { _ in try UNet(inChannels: inputModalities.count, numClasses: numClasses, config: unet) })
     }
 
     public var model: Module { pair }
     public var trainableParameters: [Parameter] { pair.trainableParameters() }
-    public var outputNames: [String] { ["cps(" + inputModalities.map { modalityNames[$0] }.joined(separator: "+") + ")"] }
-
-    func input(_ images: [Tensor?]) throws -> Tensor {
-        let parts = try inputModalities.map { m -> Tensor in
-            guard m < images.count, let x = images[m] else { throw TorchError("CPS needs modality \(modalityNames[m])") }
-            return x
-        }
-        return parts.count == 1 ? parts[0] : try Tensor.cat(parts, dim: 1)
-    }
+    public var outputNames: [String] { ["cps(" + input.joinedNames + ")"] }
 
     public func losses(_ batch: TrainingBatch, progress: TrainingProgress) throws -> LossTerms {
         let labeled = try input(batch.labeledImages)

@@ -1,6 +1,6 @@
 import Torch
 
-/// Settings of the mean-teacher baseline (SPEC 1.3).
+/// Settings of the mean-teacher baseline (the `meanTeacher:` key).
 public struct MeanTeacherConfig: Codable, Sendable {
     public var emaDecay: Double = 0.99
     public var consistencyWeight: Double = 0.1
@@ -11,30 +11,47 @@ public struct MeanTeacherConfig: Codable, Sendable {
     public init() {}
 }
 
+/// The mean teacher's settings: the top-level key `meanTeacher`.
+public struct MeanTeacherSettings: MethodSettings {
+    public var meanTeacher = MeanTeacherConfig()
+    public init() {}
+}
+
 /// Mean teacher (Tarvainen & Valpola): an EMA teacher of the student; on every sample (labelled
 /// and unlabelled) the student's softmax under input noise is pulled towards the teacher's
 /// (MSE), with a sigmoid ramp-up. The teacher gets no gradients; it is updated only by EMA with
 /// decay min(1 - 1/(step+1), 0.99). The teacher is the model used for prediction.
-public final class MeanTeacherMethod: SegmentationMethod {
+public final class MeanTeacherMethod: SegmentationMethod, SupervisedLossOwner {
+    public static let definition = MethodDefinition(
+        name: "mean-teacher", summary: "an EMA teacher's softmax as the target of a noisy student (early fusion)",
+        settings: MeanTeacherSettings.self
+    ) { context, settings in
+        try MeanTeacherMethod(inputModalities: context.inputModalities, modalityNames: context.modalityNames,
+                              numClasses: context.numClasses, unet: context.unet, config: settings.meanTeacher,
+                              supervised: context.supervisedLoss)
+    }
+
     public let name = "mean-teacher"
     public let pair: StudentTeacher
-    public let inputModalities: [Int]
+    public let input: ModalityInput
+    public var inputModalities: [Int] { input.indices }
     public let modalityNames: [String]
     public let config: MeanTeacherConfig
-    public var supervised = DiceCELoss()
+    public var supervised: DiceCELoss
     let consistency = SoftmaxMSELoss()
     let ema: ExponentialMovingAverage
 
     /// The saved model: student and teacher (`student.encoder...`, `teacher.encoder...`).
-    public final class StudentTeacher: Module {
+    public final class StudentTeacher: Module, @unchecked Sendable {
         public let student: UNet
         public let teacher: UNet
         init(student: UNet, teacher: UNet) { self.student = student; self.teacher = teacher; super.init() }
     }
 
     public init(inputModalities: [Int], modalityNames: [String], numClasses: Int, unet: UNetConfig = UNetConfig(),
-                config: MeanTeacherConfig = MeanTeacherConfig()) throws {
-        self.inputModalities = inputModalities
+                config: MeanTeacherConfig = MeanTeacherConfig(), supervised: DiceCELoss = DiceCELoss()) throws {
+        input = ModalityInput(indices: inputModalities, modalityNames: modalityNames, consumer: "mean teacher")
+        self.supervised = supervised
         self.modalityNames = modalityNames
         self.config = config
         let student = try UNet(inChannels: inputModalities.count, numClasses: numClasses, config: unet)
@@ -47,15 +64,7 @@ public final class MeanTeacherMethod: SegmentationMethod {
 
     public var model: Module { pair }
     public var trainableParameters: [Parameter] { pair.student.trainableParameters() }
-    public var outputNames: [String] { ["teacher(" + inputModalities.map { modalityNames[$0] }.joined(separator: "+") + ")"] }
-
-    func input(_ images: [Tensor?]) throws -> Tensor {
-        let parts = try inputModalities.map { m -> Tensor in
-            guard m < images.count, let x = images[m] else { throw TorchError("mean teacher needs modality \(modalityNames[m])") }
-            return x
-        }
-        return parts.count == 1 ? parts[0] : try Tensor.cat(parts, dim: 1)
-    }
+    public var outputNames: [String] { ["teacher(" + input.joinedNames + ")"] }
 
     func noisy(_ x: Tensor) throws -> Tensor {
         guard config.inputNoise > 0 else { return x }

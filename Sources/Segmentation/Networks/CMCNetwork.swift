@@ -50,7 +50,7 @@ public final class CMCNetwork: Module {
     public let config: CMCConfig
 
     public init(config: CMCConfig) throws {
-        guard config.modalities >= 2 else { throw TorchError("CMC needs at least two modalities, got \(config.modalities)") }
+        guard config.modalities >= 2 else { throw SegmentationError.incompatibleData("CMC needs at least two modalities, got \(config.modalities)") }
         let c = config.unet.widths.last!
         let rank = config.unet.rank
         encoders = try (0..<(config.sharedEncoder ? 1 : config.modalities)).map { _ in try makeEncoder(inChannels: 1, config: config.unet) }
@@ -80,7 +80,7 @@ public final class CMCNetwork: Module {
         guard inputs.count == config.modalities else {
             throw TorchError("CMC built for \(config.modalities) modalities got \(inputs.count) inputs")
         }
-        guard let reference = inputs.compactMap({ $0 }).first else { throw TorchError("CMC needs at least one modality present") }
+        guard let reference = inputs.compactMap({ $0 }).first else { throw SegmentationError.incompatibleData("CMC needs at least one modality present") }
         var features: [[Tensor]?] = []
         for (m, x) in inputs.enumerated() {
             if let x { features.append(try encoder(m).callAsFunction(x)) } else { features.append(nil) }

@@ -47,19 +47,8 @@ public struct UNetConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case rank, widths, norm, dropout, deepSupervision, encoder, vit, initialization }
 
-    /// Keys written before a setting existed take its default, so older run.json files decode.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = UNetConfig()
-        rank = try c.decodeIfPresent(Int.self, forKey: .rank) ?? d.rank
-        widths = try c.decodeIfPresent([Int].self, forKey: .widths) ?? d.widths
-        norm = try c.decodeIfPresent(NormKind.self, forKey: .norm) ?? d.norm
-        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
-        deepSupervision = try c.decodeIfPresent(Bool.self, forKey: .deepSupervision) ?? d.deepSupervision
-        encoder = try c.decodeIfPresent(EncoderKind.self, forKey: .encoder) ?? d.encoder
-        vit = try c.decodeIfPresent(ViTConfig.self, forKey: .vit) ?? d.vit
-        initialization = try c.decodeIfPresent(WeightInitialization.self, forKey: .initialization) ?? d.initialization
-    }
+    // Files written before a key existed are read through `SettingsDecoding` (over the defaults),
+    // so the synthesized decoder can stay strict.
 
     /// The input size must be divisible by this along each axis.
     public var divisor: Int {

@@ -56,25 +56,8 @@ public struct ViTConfig: Codable, Sendable, Equatable {
         case adapterDim, pretrained, pretrainedPrefix, freezePretrained
     }
 
-    /// Absent keys take their defaults.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = ViTConfig()
-        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? d.imageSize
-        patch = try c.decodeIfPresent(Int.self, forKey: .patch) ?? d.patch
-        embedDim = try c.decodeIfPresent(Int.self, forKey: .embedDim) ?? d.embedDim
-        depth = try c.decodeIfPresent(Int.self, forKey: .depth) ?? d.depth
-        heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? d.heads
-        mlpRatio = try c.decodeIfPresent(Double.self, forKey: .mlpRatio) ?? d.mlpRatio
-        outChannels = try c.decodeIfPresent(Int.self, forKey: .outChannels) ?? d.outChannels
-        windowSize = try c.decodeIfPresent(Int.self, forKey: .windowSize) ?? d.windowSize
-        globalAttention = try c.decodeIfPresent([Int].self, forKey: .globalAttention) ?? d.globalAttention
-        relativePosition = try c.decodeIfPresent(Bool.self, forKey: .relativePosition) ?? d.relativePosition
-        adapterDim = try c.decodeIfPresent(Int.self, forKey: .adapterDim) ?? d.adapterDim
-        pretrained = try c.decodeIfPresent(String.self, forKey: .pretrained) ?? d.pretrained
-        pretrainedPrefix = try c.decodeIfPresent(String.self, forKey: .pretrainedPrefix) ?? d.pretrainedPrefix
-        freezePretrained = try c.decodeIfPresent(Bool.self, forKey: .freezePretrained) ?? d.freezePretrained
-    }
+    // Files written before a key existed are read through `SettingsDecoding` (over the defaults),
+    // so the synthesized decoder can stay strict.
 
     /// Problems with these settings, each naming its key (empty when valid).
     public func problems() -> [String] {
@@ -211,7 +194,7 @@ public final class ViTAttention3D: Module {
     func addRelativePosition(_ logits: Tensor, q: Tensor, grid: (Int, Int, Int), _ rd: Tensor, _ rh: Tensor, _ rw: Tensor) throws -> Tensor {
         let (d, h, w) = grid
         guard d == h && h == w else {
-            throw TorchError("SAM-Med3D's relative position embeddings need a cubic token grid, got \(d)x\(h)x\(w) in a global-attention block: use a cubic patch or vit.relativePosition false")
+            throw SegmentationError.config("SAM-Med3D's relative position embeddings need a cubic token grid, got \(d)x\(h)x\(w) in a global-attention block: use a cubic patch or vit.relativePosition false")
         }
         let bh = q.size(0), hd = q.size(2)
         let rq = try q.reshape([bh, d, h, w, hd])
@@ -335,7 +318,7 @@ public final class ViT3DEncoder: Module {
 
     public init(inChannels: Int = 1, config: ViTConfig) throws {
         let problems = config.problems()
-        guard problems.isEmpty else { throw TorchError("ViT-3D: " + problems.joined(separator: "; ")) }
+        guard problems.isEmpty else { throw SegmentationError.invalidSettings(source: "ViT-3D", problem: problems.joined(separator: "; ")) }
         patch_embed = try PatchEmbedding3D(inChannels: inChannels, embedDim: config.embedDim, patch: config.patch)
         let g = config.positionGrid
         // SAM-Med3D starts the position embedding at zero and always loads pretrained weights; from

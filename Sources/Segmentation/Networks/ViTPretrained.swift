@@ -13,7 +13,7 @@ extension ViT3DEncoder {
     /// (a whole SAM-Med3D model; its prompt encoder and mask decoder are then ignored).
     public func loadPretrained(from url: URL, prefix: String = "auto", freeze: Bool = true) throws {
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw TorchError("\(url.path): no such file (vit.pretrained)")
+            throw SegmentationError.invalidSettings(source: url.path, problem: "no such file (vit.pretrained)")
         }
         try loadPretrained(Safetensors.read(url).dictionary, source: url.path, prefix: prefix, freeze: freeze)
     }
@@ -41,7 +41,7 @@ extension ViT3DEncoder {
             if !unexpected.isEmpty { lines.append("unexpected keys (\(unexpected.count)): " + unexpected.joined(separator: ", ")) }
             if !wrongShape.isEmpty { lines.append("wrong shapes (\(wrongShape.count)): " + wrongShape.joined(separator: "; ")) }
             lines += hints(missing: missing, unexpected: unexpected, wrongShape: wrongShape, state: state)
-            throw TorchError(lines.joined(separator: "\n"))
+            throw SegmentationError.invalidSettings(source: "vit.pretrained", problem: lines.joined(separator: "\n"))
         }
         try withNoGrad {
             for (name, target) in targets {
@@ -93,7 +93,7 @@ public func preparePretrainedViT(in model: Module, config: ViTConfig, load: Bool
     guard !encoders.isEmpty else { return 0 }
     if load {
         let url = URL(fileURLWithPath: (config.pretrained as NSString).expandingTildeInPath)
-        guard FileManager.default.fileExists(atPath: url.path) else { throw TorchError("\(url.path): no such file (vit.pretrained)") }
+        guard FileManager.default.fileExists(atPath: url.path) else { throw SegmentationError.invalidSettings(source: url.path, problem: "no such file (vit.pretrained)") }
         let file = try Safetensors.read(url).dictionary
         for encoder in encoders {
             try encoder.loadPretrained(file, source: url.path, prefix: config.pretrainedPrefix, freeze: config.freezePretrained)

@@ -19,9 +19,9 @@ public final class ViTUNetEncoder: Module, FeatureEncoder {
     public let skipBlocks: [Int]
 
     public init(inChannels: Int, config: UNetConfig) throws {
-        guard config.rank == 3 else { throw TorchError("the ViT encoder is 3D only (unet.rank 3), got rank \(config.rank)") }
+        guard config.rank == 3 else { throw SegmentationError.config("the ViT encoder is 3D only (unet.rank 3), got rank \(config.rank)") }
         let v = config.vit, w = config.widths, stages = w.count
-        guard stages >= 2 else { throw TorchError("the ViT encoder needs at least 2 U-Net stages") }
+        guard stages >= 2 else { throw SegmentationError.config("the ViT encoder needs at least 2 U-Net stages (unet.widths)") }
         vit = try ViT3DEncoder(inChannels: inChannels, config: v)
         stem = try EncoderStage(rank: 3, inChannels, w[0], downsample: false, norm: config.norm)
         skipBlocks = (1..<(stages - 1)).map { i in Swift.min(Swift.max((v.depth * i + (stages - 1) / 2) / (stages - 1) - 1, 0), v.depth - 1) }

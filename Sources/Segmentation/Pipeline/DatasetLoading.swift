@@ -18,12 +18,12 @@ public enum DatasetLoading {
             var seen = Set<Int>()
             for x in v.voxels {
                 let k = Int(x.rounded())
-                guard x.isFinite, Float(k) == x else { throw TorchError("\(url.path): label voxel value \(x) is not an integer") }
+                guard x.isFinite, Float(k) == x else { throw SegmentationError.invalidLabels(file: url.path, problem: "label voxel value \(x) is not an integer") }
                 seen.insert(k)
             }
             let undeclared = seen.subtracting(allowedLabels).sorted()
             if !undeclared.isEmpty {
-                throw TorchError("\(url.path): label value(s) \(undeclared) are not declared in dataset.json (declared: \(allowedLabels.sorted()))")
+                throw SegmentationError.invalidLabels(file: url.path, problem: "label value(s) \(undeclared) are not declared in dataset.json (declared: \(allowedLabels.sorted()))")
             }
             label = v
         }
@@ -48,11 +48,11 @@ public enum DatasetLoading {
         if FileManager.default.fileExists(atPath: splitsURL.path) {
             splits = try Splits.load(from: splitsURL)
             let problems = splits.problems(layout: layout)
-            if !problems.isEmpty { throw TorchError("\(splitsURL.path): \(problems.joined(separator: "; "))") }
+            if !problems.isEmpty { throw SegmentationError.invalidDataset(path: splitsURL.path, problem: problems.joined(separator: "; ")) }
             log("splits: reusing \(splitsURL.path)")
         } else {
             for name in config.labeledRatioPerModality.keys where !modalityNames.contains(name) {
-                throw TorchError("config: labeledRatioPerModality names '\(name)', which is not a channel of \(dataset.path) (channels: \(modalityNames.joined(separator: ", ")))")
+                throw SegmentationError.config("labeledRatioPerModality names '\(name)', which is not a channel of \(dataset.path) (channels: \(modalityNames.joined(separator: ", ")))")
             }
             splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio,
                                      labeledRatios: config.labeledRatioPerModality)
@@ -63,7 +63,7 @@ public enum DatasetLoading {
         let allowed = Set(labelNames.indices)
         func cases(_ names: [String]) throws -> [DatasetCase] {
             try names.map { name in
-                guard let c = layout.case(named: name) else { throw TorchError("splits.json names case \(name), which is not in \(dataset.path)") }
+                guard let c = layout.case(named: name) else { throw SegmentationError.invalidDataset(path: dataset.path, problem: "splits.json names case \(name), which is not in the dataset") }
                 return c
             }
         }

@@ -9,7 +9,7 @@ public enum FolderEvaluation {
     public static func niftiFiles(in folder: URL) throws -> [String: URL] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw TorchError("\(folder.path): no such folder")
+            throw SegmentationError.invalidFolder(path: folder.path, problem: "no such folder")
         }
         var out: [String: URL] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() {
@@ -26,10 +26,10 @@ public enum FolderEvaluation {
     public static func evaluate(predictions: URL, references: URL, labels: [Int]?,
                                 progress: ((String, Int, Int) -> Void)? = nil) throws -> EvaluationReport {
         let refs = try niftiFiles(in: references), preds = try niftiFiles(in: predictions)
-        guard !refs.isEmpty else { throw TorchError("\(references.path): no NIfTI files") }
+        guard !refs.isEmpty else { throw SegmentationError.invalidFolder(path: references.path, problem: "no NIfTI files") }
         let missing = refs.keys.filter { preds[$0] == nil }.sorted()
         if !missing.isEmpty {
-            throw TorchError("\(predictions.path): no prediction for \(missing.count) reference case(s): \(missing.prefix(10).joined(separator: ", "))")
+            throw SegmentationError.invalidFolder(path: predictions.path, problem: "no prediction for \(missing.count) reference case(s): \(missing.prefix(10).joined(separator: ", "))")
         }
         var cases: [CaseEvaluation] = []
         var discovered = Set<Int>()
@@ -37,11 +37,11 @@ public enum FolderEvaluation {
         for (i, name) in refs.keys.sorted().enumerated() {
             let ref = try NIfTI.read(refs[name]!).volume, pred = try NIfTI.read(preds[name]!).volume
             guard ref.shape == pred.shape else {
-                throw TorchError("\(preds[name]!.lastPathComponent): shape \(pred.shape) differs from the reference's \(ref.shape)")
+                throw SegmentationError.invalidFolder(path: preds[name]!.lastPathComponent, problem: "shape \(pred.shape) differs from the reference's \(ref.shape)")
             }
             let drift = zip(ref.affine.m, pred.affine.m).map { abs($0 - $1) }.max() ?? 0
             guard drift < 1e-3 else {
-                throw TorchError("\(preds[name]!.lastPathComponent): affine differs from the reference's by \(drift) (not the same grid)")
+                throw SegmentationError.invalidFolder(path: preds[name]!.lastPathComponent, problem: "affine differs from the reference's by \(drift) (not the same grid)")
             }
             let r = try integerLabels(ref, file: refs[name]!), p = try integerLabels(pred, file: preds[name]!)
             if labels == nil { for v in r where v > 0 { discovered.insert(Int(v)) } }
@@ -60,7 +60,7 @@ public enum FolderEvaluation {
         var out = [Int32](repeating: 0, count: v.count)
         for (i, x) in v.voxels.enumerated() {
             guard x.isFinite, x == x.rounded(), abs(x) < 1e6 else {
-                throw TorchError("\(file.lastPathComponent): voxel \(i) holds \(x), not a label")
+                throw SegmentationError.invalidLabels(file: file.lastPathComponent, problem: "voxel \(i) holds \(x), not a label")
             }
             out[i] = Int32(x)
         }

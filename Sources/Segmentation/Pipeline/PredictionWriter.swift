@@ -30,7 +30,7 @@ extension Predictor {
                 if reference == nil { reference = image.header }
                 channels.append(image.volume)
             }
-            guard let header = reference else { throw TorchError("\(c.name): none of the requested channels is present") }
+            guard let header = reference else { throw SegmentationError.incompatibleData("\(c.name): none of the requested channels is present") }
             var volumes = CaseVolumes(name: c.name, channels: channels)
             if misalignMM > 0 || misalignDegrees > 0 {
                 volumes = try volumes.withSimulatedMisalignment(maxTranslationMM: misalignMM, maxRotationDegrees: misalignDegrees, rng: &rng).volumes

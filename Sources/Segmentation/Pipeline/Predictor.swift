@@ -16,15 +16,12 @@ public final class Predictor {
     public init(run: URL, checkpoint: String = "best", overlap: Double? = nil, flipTTA: Bool = false, device: Device = .cpu) throws {
         self.run = run
         description = try RunDescription.read(from: run)
-        method = try MethodFactory.make(config: description.config, modalityNames: description.modalityNames,
+        method = try MethodRegistry.make(config: description.config, modalityNames: description.modalityNames,
                                         numClasses: description.numClasses)
         let url = run.appendingPathComponent("checkpoints/\(checkpoint).safetensors")
-        guard FileManager.default.fileExists(atPath: url.path) else { throw TorchError("\(url.path): no such checkpoint") }
+        guard FileManager.default.fileExists(atPath: url.path) else { throw SegmentationError.invalidRun(path: url.path, problem: "no such checkpoint") }
         let ck = try Checkpoint.read(url)
-        if let cml = method as? SemiCMLMethod, let t = ck.metadata["prel_teacher"].flatMap(Int.init),
-           let s = ck.metadata["prel_student"].flatMap(Int.init), let teacher = ck.extra["prel_teacher"] {
-            try cml.startPReL(teacher: t, student: s, teacherState: Dictionary(teacher, uniquingKeysWith: { a, _ in a }))
-        }
+        try method.restore(from: ck.methodState)
         try method.model.loadStateDict(ck.modelDictionary)
         try method.model.to(device)
         method.model.eval()
@@ -37,7 +34,7 @@ public final class Predictor {
     public func segment(_ input: CaseVolumes, progress: ((Int, Int) -> Void)? = nil) throws -> Volume {
         let index = head ?? method.outputNames.count - 1
         guard let mask = try segment(input, heads: [index], progress: progress)[0] else {
-            throw TorchError("\(input.name): head \(index) produced no prediction (missing modality?)")
+            throw SegmentationError.incompatibleData("\(input.name): head \(index) produced no prediction (missing modality?)")
         }
         return mask
     }
@@ -50,7 +47,7 @@ public final class Predictor {
         let tensors = try PreparedCase(name: input.name, channels: prepared.channels, present: prepared.present, label: nil)
         let heads = try inference.run(images: tensors.images, present: tensors.present, progress: progress) { try method.predict($0) }
         return try wanted.map { index in
-            guard heads.indices.contains(index) else { throw TorchError("head \(index): this run has \(heads.count) heads") }
+            guard heads.indices.contains(index) else { throw SegmentationError.incompatibleData("head \(index): this run has \(heads.count) heads") }
             guard let probabilities = heads[index] else { return nil }
             let labels = try probabilities.argmax(dim: 0).to(.float32)
             let onGrid = try prepared.channels[0].replacingVoxels(with: labels)

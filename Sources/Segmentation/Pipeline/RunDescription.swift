@@ -39,18 +39,21 @@ public struct RunDescription: Codable {
     public static func read(from run: URL) throws -> RunDescription {
         let url = Self.url(in: run)
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TorchError("\(run.path) is not a Concord run (no run.json)")
+            throw SegmentationError.invalidRun(path: run.path, problem: "not a Concord run (no run.json)")
         }
+        guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let settings = object["config"] as? [String: Any] else {
+            throw SegmentationError.invalidRun(path: url.path, problem: "not a JSON object with a config")
+        }
+        // The training settings are read over today's defaults, the one way every settings file is
+        // read (`SettingsDecoding`), so a run written before a setting existed still loads (the new
+        // setting takes its default).
+        let config = try TrainingConfig.overriding(settings, source: "\(url.path): config")
+        object["config"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config))
         do {
-            // The training settings are read over today's defaults, so a run written before a
-            // setting existed still loads (the new setting takes its default).
-            guard var object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let settings = object["config"] as? [String: Any] else { throw TorchError("not a JSON object with a config") }
-            let config = try TrainingConfig.overriding(settings)
-            object["config"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config))
             return try JSONDecoder().decode(RunDescription.self, from: JSONSerialization.data(withJSONObject: object))
         } catch {
-            throw TorchError("\(url.path): unreadable (\(error))")
+            throw SegmentationError.invalidRun(path: url.path, problem: "unreadable (\(error))")
         }
     }
 }

@@ -35,12 +35,12 @@ public enum RunEvaluation {
     public static func evaluate(predictor: Predictor, dataset: URL, cases: [String], heads: [Int],
                                 levels: [MisalignmentLevel], seed: UInt64, labels: [Int]? = nil,
                                 log: (String) -> Void = { print($0) }) throws -> [RunEvaluationResult] {
-        guard !cases.isEmpty else { throw TorchError("no cases to evaluate") }
-        guard !heads.isEmpty, !levels.isEmpty else { throw TorchError("no heads or no misalignment levels to evaluate") }
+        guard !cases.isEmpty else { throw SegmentationError.invalidDataset(path: dataset.path, problem: "no cases to evaluate") }
+        guard !heads.isEmpty, !levels.isEmpty else { throw SegmentationError.invalidSettings(source: "evaluation", problem: "no heads or no misalignment levels to evaluate") }
         let layout = try DatasetLayout.load(root: dataset)
         let channels = try layout.description.orderedChannelNames()
         guard channels == predictor.description.modalityNames else {
-            throw TorchError("\(dataset.path): channels \(channels) differ from the run's \(predictor.description.modalityNames)")
+            throw SegmentationError.invalidDataset(path: dataset.path, problem: "channels \(channels) differ from the run's \(predictor.description.modalityNames)")
         }
         let classes = labels ?? Array(1..<predictor.description.numClasses)
         let names = predictor.method.outputNames
@@ -49,8 +49,8 @@ public enum RunEvaluation {
         var generators = levels.map { _ in CaseVolumes.misalignmentGenerator(seed: seed) }
         var evaluations = [[CaseEvaluation]](repeating: [], count: levels.count * heads.count)
         for (i, name) in cases.sorted().enumerated() {
-            guard let c = layout.case(named: name) else { throw TorchError("\(dataset.path): no case \(name)") }
-            guard let labelURL = c.label else { throw TorchError("\(dataset.path): case \(name) has no label to evaluate against") }
+            guard let c = layout.case(named: name) else { throw SegmentationError.invalidDataset(path: dataset.path, problem: "no case \(name)") }
+            guard let labelURL = c.label else { throw SegmentationError.invalidDataset(path: dataset.path, problem: "case \(name) has no label to evaluate against") }
             let started = Date()
             let volumes = CaseVolumes(name: name, channels: try c.channels.map { url in try url.map { try NIfTI.read($0).volume } })
             let reference = try NIfTI.read(labelURL).volume
@@ -67,7 +67,7 @@ public enum RunEvaluation {
                     // unpaired data) is scored on the cases it segments.
                     guard let mask else { continue }
                     guard mask.shape == reference.shape else {
-                        throw TorchError("\(labelURL.lastPathComponent): label shape \(reference.shape) differs from the reference channel's \(mask.shape)")
+                        throw SegmentationError.invalidLabels(file: labelURL.lastPathComponent, problem: "label shape \(reference.shape) differs from the reference channel's \(mask.shape)")
                     }
                     let predicted = mask.voxels.map { Int32($0) }   // argmax class indices
                     evaluations[l * heads.count + h].append(

@@ -25,7 +25,7 @@ extension PreparedCase {
     /// Stacks preprocessed channels (one grid) into (M, D, H, W), the label into (D, H, W).
     public init(name: String, channels: [Volume], present: [Bool], label: Volume?) throws {
         guard let first = channels.first, channels.allSatisfy({ $0.shape == first.shape }) else {
-            throw TorchError("\(name): preprocessed channels do not share one grid")
+            throw SegmentationError.incompatibleData("\(name): preprocessed channels do not share one grid")
         }
         self.init(name: name, images: try Tensor.stack(channels.map { try $0.tensor() }, dim: 0),
                   label: try label?.labelTensor(), present: present)

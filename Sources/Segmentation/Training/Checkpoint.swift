@@ -28,7 +28,7 @@ public struct Checkpoint {
     public static func read(_ url: URL) throws -> Checkpoint {
         let file = try Safetensors.read(url)
         guard file.metadata["format"] == "concord-checkpoint-1" else {
-            throw TorchError("\(url.path) is not a Concord checkpoint (metadata format is \(file.metadata["format"] ?? "missing"))")
+            throw SegmentationError.invalidRun(path: url.path, problem: "not a Concord checkpoint (metadata format is \(file.metadata["format"] ?? "missing"))")
         }
         var model: [(String, Tensor)] = [], optimizer: [(String, Tensor)] = [], extra: [String: [(String, Tensor)]] = [:]
         for (name, t) in file.tensors {
@@ -44,6 +44,8 @@ public struct Checkpoint {
     public var modelDictionary: [String: Tensor] { Dictionary(model, uniquingKeysWith: { a, _ in a }) }
     public var optimizerDictionary: [String: Tensor] { Dictionary(optimizer, uniquingKeysWith: { a, _ in a }) }
     public var iteration: Int { Int(metadata["iteration"] ?? "") ?? 0 }
+    /// What the method added: the extra tensors and all metadata (the method picks its keys).
+    public var methodState: MethodCheckpointState { MethodCheckpointState(tensors: extra, metadata: metadata) }
 }
 
 /// Averages state dicts with identical keys (Semi-CML's teacher: the mean of its best checkpoints).

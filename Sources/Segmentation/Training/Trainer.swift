@@ -54,10 +54,10 @@ public final class Trainer {
     var bestDice = -1.0
     var bestIteration = 0
     var startIteration = 0
-    /// Semi-CML: per network, (dice, iteration) of the kept snapshots.
-    var cmlScores: [[CMLScore]] = []
-
-    struct CMLScore: Codable { var dice: Double; var iteration: Int }
+    /// When `train` started (for the elapsed time of a validation a method asks for).
+    var trainingStart = Date()
+    /// The open log while `train` runs (a method's hooks write events to it).
+    var currentLog: TrainingLog?
 
     public var checkpointDirectory: URL { run.appendingPathComponent("checkpoints") }
     public var lastCheckpoint: URL { checkpointDirectory.appendingPathComponent("last.safetensors") }
@@ -65,11 +65,10 @@ public final class Trainer {
 
     public init(config: TrainingConfig, data: TrainingData, run: URL, resume: Bool, output: @escaping (String) -> Void = { print($0) }) throws {
         try config.validate()
-        guard let device = Device(parsing: config.device) else { throw TorchError("unknown device '\(config.device)'") }
-        if case .cuda = device, !Runtime.cudaAvailable { throw TorchError("device \(config.device) requested but this libtorch has no CUDA") }
+        let device = try config.device.resolve()
         self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
         try Runtime.manualSeed(config.seed)
-        method = try MethodFactory.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
+        method = try MethodRegistry.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
         // Pretrained ViT weights: read now for a new run (a resumed one has them in its checkpoint);
         // either way the frozen backbone is frozen before the optimizer takes its parameter list.
         if config.unet.encoder == .vit, try preparePretrainedViT(in: method.model, config: config.unet.vit, load: !resume) > 0 {
@@ -80,62 +79,56 @@ public final class Trainer {
         optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
         schedule = config.learningRateSchedule()
         inference = SlidingWindowInference(patch: config.volumePatch, overlap: config.overlap, windowBatch: config.windowBatch, device: device)
-        cmlScores = Array(repeating: [], count: data.modalityNames.count)
         try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
         if resume { try restore() }
     }
 
     static func makeOptimizer(_ config: TrainingConfig, _ parameters: [Parameter]) throws -> Optimizer {
         switch config.optimizer {
-        case "sgd": return try SGD(parameters, learningRate: config.learningRate, momentum: config.momentum,
+        case .sgd: return try SGD(parameters, learningRate: config.learningRate, momentum: config.momentum,
                                    weightDecay: config.weightDecay, nesterov: true)
-        case "adamw": return Adam.adamW(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
-        default: return Adam(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        case .adamw: return Adam.adamW(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
+        case .adam: return Adam(parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
         }
     }
 
     // MARK: checkpoints
 
     func checkpoint(iteration: Int) throws -> Checkpoint {
-        var meta: [String: String] = [
-            "iteration": "\(iteration)", "best_dice": "\(bestDice)", "best_iteration": "\(bestIteration)", "method": method.name,
-        ]
-        var extra: [String: [(String, Tensor)]] = [:]
-        if let cml = method as? SemiCMLMethod {
-            meta["cml_scores"] = String(data: try JSONEncoder().encode(cmlScores), encoding: .utf8)
-            if let prel = cml.prel {
-                meta["prel_teacher"] = "\(prel.teacher)"; meta["prel_student"] = "\(prel.student)"
-                extra["prel_teacher"] = try prel.network.stateDict()
-            }
+        let state = try method.checkpointState()
+        var meta = state.metadata
+        for (key, value) in ["iteration": "\(iteration)", "best_dice": "\(bestDice)", "best_iteration": "\(bestIteration)", "method": method.name] {
+            guard meta[key] == nil else { throw SegmentationError.invalidMethod("method \(method.name): checkpoint metadata key '\(key)' is the trainer's") }
+            meta[key] = value
         }
-        return Checkpoint(model: try method.model.stateDict(), optimizer: try optimizer.stateTensors(), extra: extra, metadata: meta)
+        return Checkpoint(model: try method.model.stateDict(), optimizer: try optimizer.stateTensors(), extra: state.tensors, metadata: meta)
     }
 
     func restore() throws {
         guard FileManager.default.fileExists(atPath: lastCheckpoint.path) else {
-            throw TorchError("--resume: no checkpoint at \(lastCheckpoint.path)")
+            throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "no checkpoint to resume from (--resume)")
         }
         let ck = try Checkpoint.read(lastCheckpoint)
         guard ck.metadata["method"] == method.name else {
-            throw TorchError("--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
+            throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
         }
         try method.model.loadStateDict(ck.modelDictionary)
-        if let cml = method as? SemiCMLMethod {
-            if let text = ck.metadata["cml_scores"], let scores = try? JSONDecoder().decode([[CMLScore]].self, from: Data(text.utf8)) {
-                cmlScores = scores
-            }
-            if let t = ck.metadata["prel_teacher"].flatMap(Int.init), let s = ck.metadata["prel_student"].flatMap(Int.init),
-               let teacher = ck.extra["prel_teacher"] {
-                try cml.startPReL(teacher: t, student: s, teacherState: Dictionary(teacher, uniquingKeysWith: { a, _ in a }))
-                optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
-            }
-        }
+        try method.restore(from: ck.methodState)
+        try rebuildOptimizerIfParametersChanged()
         try optimizer.loadState(ck.optimizerDictionary)
         startIteration = ck.iteration
         bestDice = Double(ck.metadata["best_dice"] ?? "") ?? -1
         bestIteration = Int(ck.metadata["best_iteration"] ?? "") ?? 0
         try TrainingLog.truncate(url: run.appendingPathComponent("log.jsonl"), after: startIteration)
         output("resuming from iteration \(startIteration) (\(lastCheckpoint.path))")
+    }
+
+    /// A hook may change what is trainable (PReL trains the student only): the optimizer then
+    /// starts over on the new parameter list, as a new stage should.
+    func rebuildOptimizerIfParametersChanged() throws {
+        let now = method.trainableParameters
+        guard !now.elementsEqual(optimizer.parameters, by: ===) else { return }
+        optimizer = try Trainer.makeOptimizer(config, now)
     }
 
     // MARK: the loop
@@ -149,7 +142,7 @@ public final class Trainer {
         let log = try TrainingLog(url: run.appendingPathComponent("log.jsonl"))
         var augmentation = config.augmentation
         augmentation.spacing = data.spacing
-        let source = try BatchSource(labeled: data.labeled, unlabeled: config.method == "supervised" ? [] : data.unlabeled,
+        let source = try BatchSource(labeled: data.labeled, unlabeled: method.usesUnlabeledData ? data.unlabeled : [],
                                      labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
                                      sampler: PatchSampler(patch: config.volumePatch, foregroundFraction: config.foregroundFraction),
                                      augmentation: augmentation, seed: config.seed)
@@ -158,9 +151,12 @@ public final class Trainer {
         InterruptFlag.shared.install()
         method.model.train()
         let start = Date()
+        trainingStart = start
+        currentLog = log
+        defer { currentLog = nil }
         var windowStart = Date(), windowIterations = 0
         var iteration = startIteration
-        if iteration == 0 { log.event(iteration: 0, "start \(config.method), \(method.model.parameterCount) parameters") }
+        if iteration == 0 { log.event(iteration: 0, "start \(method.name), \(method.model.parameterCount) parameters") }
         var timeUp = false
         while iteration < config.iterations {
             if let deadline, Date() >= deadline {
@@ -176,7 +172,8 @@ public final class Trainer {
                 log.event(iteration: iteration, "interrupted; checkpoint saved")
                 throw TrainingInterrupted(iteration: iteration)
             }
-            try maybeStartPReL(iteration: iteration, log: log)
+            try method.willStartIteration(iteration, context: self)
+            try rebuildOptimizerIfParametersChanged()
             // Re-seed per iteration: dropout and noise depend only on (seed, iteration).
             try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration))
             let batch = try prefetcher.batch(iteration: iteration).to(device)
@@ -193,7 +190,7 @@ public final class Trainer {
             if iteration % config.logInterval == 0 || iteration == config.iterations || iteration == startIteration + 1 {
                 let values = try terms.values()
                 guard values.allSatisfy({ $0.1.isFinite }) else {
-                    throw TorchError("loss became non-finite at iteration \(iteration): \(values.map { "\($0.0)=\($0.1)" }.joined(separator: " ")); lower the learning rate")
+                    throw SegmentationError.nonFiniteLoss(iteration: iteration, terms: values.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
                 }
                 let elapsed = Date().timeIntervalSince(start)
                 log.train(iteration: iteration, lr: optimizer.learningRate, elapsed: elapsed, losses: values)
@@ -219,10 +216,11 @@ public final class Trainer {
                                seconds: Date().timeIntervalSince(start), stoppedByDeadline: timeUp)
     }
 
-    func validateAndKeepBest(iteration: Int, log: TrainingLog, elapsed: Double) throws {
-        guard !data.validation.isEmpty else { return }
+    @discardableResult
+    func validateAndKeepBest(iteration: Int, log: TrainingLog, elapsed: Double) throws -> [[Int: Double]?] {
+        guard !data.validation.isEmpty else { return [] }
         let heads = try validate(method: method, cases: data.validation, inference: inference, numClasses: data.numClasses)
-        guard let final = heads.last ?? nil else { return }
+        guard let final = heads.last ?? nil else { return heads }
         var extra: [String: Any] = [:]
         for (h, scores) in heads.enumerated() where h < method.outputNames.count {
             if let scores { extra["head_\(method.outputNames[h])"] = scores.meanValue }
@@ -235,53 +233,23 @@ public final class Trainer {
             bestIteration = iteration
             try checkpoint(iteration: iteration).write(to: bestCheckpoint)
         }
-        if let cml = method as? SemiCMLMethod, cml.prel == nil {
-            try keepCMLSnapshots(heads: heads, iteration: iteration)
-        }
+        try method.didValidate(iteration: iteration, heads: heads, context: self)
+        return heads
     }
+}
 
-    // MARK: Semi-CML stage 2
+/// What a method's hooks may do during training.
+extension Trainer: MethodTrainingContext {
+    public var modalityNames: [String] { data.modalityNames }
 
-    func cmlSnapshot(_ m: Int, _ iteration: Int) -> URL {
-        checkpointDirectory.appendingPathComponent("cml/net\(m)_it\(iteration).safetensors")
-    }
-
-    /// Keeps the best `cmlTeacherCheckpoints` snapshots of each modality network by its own
-    /// validation Dice (the PReL teacher is their average).
-    func keepCMLSnapshots(heads: [[Int: Double]?], iteration: Int) throws {
-        guard let cml = method as? SemiCMLMethod, config.cmlStage1Iterations > 0 else { return }
-        for m in 0..<data.modalityNames.count {
-            guard let scores = heads[m] else { continue }
-            var kept = cmlScores[m]
-            kept.append(CMLScore(dice: scores.meanValue, iteration: iteration))
-            kept.sort { $0.dice > $1.dice }
-            let dropped = kept.count > config.cmlTeacherCheckpoints ? Array(kept[config.cmlTeacherCheckpoints...]) : []
-            kept = Array(kept.prefix(config.cmlTeacherCheckpoints))
-            if kept.contains(where: { $0.iteration == iteration }) {
-                try cml.ensemble.networks[m].save(to: cmlSnapshot(m, iteration))
-            }
-            for d in dropped { try? FileManager.default.removeItem(at: cmlSnapshot(m, d.iteration)) }
-            cmlScores[m] = kept
-        }
-    }
-
-    func maybeStartPReL(iteration: Int, log: TrainingLog) throws {
-        guard let cml = method as? SemiCMLMethod, cml.prel == nil, config.cmlStage1Iterations > 0,
-              iteration >= config.cmlStage1Iterations else { return }
-        if cmlScores.allSatisfy({ $0.isEmpty }) {
-            try validateAndKeepBest(iteration: iteration, log: log, elapsed: 0)
-        }
-        let best = cmlScores.map { $0.first?.dice ?? -1 }
-        let teacher = best.indices.max { best[$0] < best[$1] }!
-        let student = best.indices.filter { $0 != teacher }.min { best[$0] < best[$1] }!
-        let states = try cmlScores[teacher].map { try Safetensors.read(cmlSnapshot(teacher, $0.iteration)).dictionary }
-        let averaged = states.isEmpty ? Dictionary(try cml.ensemble.networks[teacher].stateDict(), uniquingKeysWith: { a, _ in a })
-                                      : try averageStateDicts(states)
-        try cml.startPReL(teacher: teacher, student: student, teacherState: averaged)
-        optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
-        let message = "PReL: teacher \(data.modalityNames[teacher]) (best val Dice \(String(format: "%.4f", best[teacher])), \(states.count) checkpoints averaged), student \(data.modalityNames[student])"
-        log.event(iteration: iteration, message)
+    public func event(iteration: Int, _ message: String) {
+        currentLog?.event(iteration: iteration, message)
         output(message)
+    }
+
+    public func validateNow(iteration: Int) throws -> [[Int: Double]?] {
+        guard let log = currentLog else { throw SegmentationError.invalidMethod("validateNow: called outside training") }
+        return try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(trainingStart))
     }
 }
 

@@ -10,7 +10,8 @@ public final class TrainingLog {
     public init(url: URL) throws {
         self.url = url
         if !FileManager.default.fileExists(atPath: url.path) {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            // A failure shows up as the error of opening it just below.
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         }
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
