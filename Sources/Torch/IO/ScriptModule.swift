@@ -51,8 +51,9 @@ public final class ScriptModule {
     /// Saves the module with `extraFiles` (name -> bytes), atomically (a temporary file beside
     /// `url`, renamed over it once complete).
     public func save(to url: URL, extraFiles: [(String, Data)] = []) throws {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let names = extraFiles.map { strdup($0.0) }
         let blobs = extraFiles.map { file -> UnsafeMutablePointer<CChar> in
             let p = UnsafeMutablePointer<CChar>.allocate(capacity: Swift.max(file.1.count, 1))
@@ -67,8 +68,9 @@ public final class ScriptModule {
         let blobArray: [UnsafePointer<CChar>?] = blobs.map { UnsafePointer($0) }
         do {
             try check(ct_jit_save(handle, temporary.path, nameArray, blobArray, sizes, Int32(extraFiles.count)))
-            if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary) }
-            else { try FileManager.default.moveItem(at: temporary, to: url) }
+            guard rename(temporary.path, url.path) == 0 else {
+                throw TorchError("cannot rename \(temporary.path) to \(url.path): \(String(cString: strerror(errno)))")
+            }
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw error
