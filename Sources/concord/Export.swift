@@ -20,11 +20,11 @@ struct Export: ParsableCommand {
     @Option(help: "Output file (torchscript) or folder (monai-bundle).") var out: String
     @Option(help: "Prediction head by name (default: the method's final answer, as concord predict).") var head: String?
     @Option(help: "Checkpoint: best or last.") var checkpoint = "best"
+    @Option(help: "Also write Concord's forward on one seeded patch-sized input (safetensors: input, output), to check the export against.")
+    var reference: String?
 
     func run() throws {
-        guard let kind = ExportFormat(rawValue: format) else {
-            throw ValidationError("--format \(format): unknown format; use one of \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let kind = try ExportFormat.parse(format)
         let start = Date()
         let export = try RunExport(run: URL(fileURLWithPath: runFolder), checkpoint: checkpoint, head: head)
         let target = URL(fileURLWithPath: out)
@@ -32,6 +32,11 @@ struct Export: ParsableCommand {
         case .torchscript: try export.writeTorchScript(to: target)
         case .monaiBundle: try export.writeMONAIBundle(to: target)
         }
-        print(String(format: "exported head %@ of %@ to %@ (%.2f s)", export.head.name, runFolder, target.path, Date().timeIntervalSince(start)))
+        let elapsed = Date().timeIntervalSince(start)
+        if let reference {
+            let seconds = try export.writeReference(to: URL(fileURLWithPath: reference))
+            print(String(format: "reference %@: Concord forward on one patch %.3f s (median of 3)", reference, seconds))
+        }
+        print(String(format: "exported head %@ of %@ to %@ (%.2f s)", export.head.name, runFolder, target.path, elapsed))
     }
 }

@@ -127,3 +127,33 @@ public enum ModelExport {
         try source(for: method, head: head).source
     }
 }
+
+extension ModelExport {
+    /// What the exported `forward(x)` of `head` computes, through Concord's own networks: the
+    /// reference an export is checked against. x = (B, C, spatial...) with the head's channels.
+    public static func concordOutput(method: SegmentationMethod, head: ExportHead, input x: Tensor) throws -> Tensor {
+        method.model.eval()
+        let channels = try head.inputChannels.indices.map { try x.narrow(dim: 1, start: $0, length: 1) }
+        func logMean(_ probabilities: [Tensor]) throws -> Tensor { try mean(of: probabilities).log() }
+        return try withNoGrad {
+            switch method {
+            case let m as SupervisedMethod: return try m.network(x)
+            case let m as MeanTeacherMethod: return try m.pair.teacher(x)
+            case let m as CrossPseudoSupervisionMethod:
+                return try logMean(m.pair.networks.map { try F.softmax($0(x), dim: 1) })
+            case let m as SemiCMLMethod:
+                if head.output == "logits" { return try m.ensemble.networks[head.inputChannels[0]](x) }
+                return try logMean(channels.enumerated().map { try F.softmax(m.ensemble.networks[$0.offset]($0.element), dim: 1) })
+            case let m as CMCMethod:
+                var inputs = [Tensor?](repeating: nil, count: m.modalityNames.count)
+                for (i, c) in head.inputChannels.enumerated() { inputs[c] = channels[i] }
+                let logits = try m.network(inputs).logits
+                if head.output == "log-probabilities" { return try logMean(logits.compactMap { $0 }.map { try F.softmax($0, dim: 1) }) }
+                let branch = head.inputChannels.count == 1 ? head.inputChannels[0] : m.modalityNames.firstIndex(of: head.name)!
+                return logits[branch]!
+            default:
+                throw TorchError("export: method \(method.name) is not supported")
+            }
+        }
+    }
+}

@@ -87,4 +87,34 @@ public struct RunExport {
 public enum ExportFormat: String, CaseIterable, Sendable {
     case torchscript
     case monaiBundle = "monai-bundle"
+
+    public static func parse(_ text: String) throws -> ExportFormat {
+        guard let format = ExportFormat(rawValue: text) else {
+            throw TorchError("unknown export format '\(text)'; use one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return format
+    }
+}
+
+extension RunExport {
+    /// Concord's forward on one patch-sized input, for checking an export elsewhere: writes
+    /// `input` (standard normal, seeded) and `output` (what the exported forward must return) as
+    /// safetensors, and returns the median wall time of `repeats` Concord forward passes.
+    @discardableResult
+    public func writeReference(to url: URL, seed: UInt64 = 0, repeats: Int = 3) throws -> Double {
+        try Runtime.manualSeed(seed)
+        let patch = predictor.description.config.volumePatch
+        let spatial = predictor.description.config.unet.rank == 2 ? Array(patch.dropFirst()) : patch
+        let x = try Tensor.randn([1, head.inputChannels.count] + spatial)
+        var output = try ModelExport.concordOutput(method: predictor.method, head: head, input: x)
+        var times: [Double] = []
+        for _ in 0..<Swift.max(repeats, 1) {
+            let start = Date()
+            output = try ModelExport.concordOutput(method: predictor.method, head: head, input: x)
+            _ = try output.sum().item()
+            times.append(Date().timeIntervalSince(start))
+        }
+        try Safetensors.write([("input", x), ("output", output)], metadata: ["head": head.name, "output": head.output], to: url)
+        return times.sorted()[times.count / 2]
+    }
 }
