@@ -124,6 +124,20 @@ final class ExportTests: XCTestCase {
         XCTAssertLessThanOrEqual(try maxAbsDifference(exported, averaged), Self.tolerance)
     }
 
+    /// The MONAI bundle's model takes (B, C, i, j, k): the same network on the transposed input.
+    func testVoxelIndexLayoutIsTheTransposedForward() throws {
+        let method = try SupervisedMethod(inputModalities: [0], modalityNames: ["a"], numClasses: 3, unet: tiny(widths: [4, 8, 16]))
+        method.model.eval()
+        let x = try Tensor.randn([1, 1, 8, 16, 32])            // D H W
+        let concord = try withNoGrad { try method.network(x) }
+        let head = try ModelExport.head(named: nil, of: method)
+        let url = folder.appendingPathComponent("ijk.pt")
+        try ModelExport.build(method: method, head: head, layout: .voxelIndex).save(to: url)
+        let ijk = try ScriptModule.load(url).forward([x.permute([0, 1, 4, 3, 2])])
+        XCTAssertEqual(ijk.shape, [1, 3, 32, 16, 8])
+        XCTAssertLessThanOrEqual(try maxAbsDifference(ijk.permute([0, 1, 4, 3, 2]), concord), Self.tolerance)
+    }
+
     func testUnknownHeadIsAClearError() throws {
         let method = try SemiCMLMethod(modalityNames: ["ct", "mr"], numClasses: 2, unet: tiny(widths: [4, 8]))
         XCTAssertThrowsError(try ModelExport.head(named: "pet", of: method)) { error in

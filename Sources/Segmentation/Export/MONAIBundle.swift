@@ -9,7 +9,8 @@ import Volumes
 ///                             SlidingWindowInferer with the run's patch and overlap, the
 ///                             TorchScript model, softmax/argmax and the inverse of the
 ///                             preprocessing, masks saved as NIfTI
-///     models/model.ts         the TorchScript export of the selected head
+///     models/model.ts         the TorchScript export of the selected head, taking MONAI's
+///                             (B, C, i, j, k) axis order
 ///     labels.ctbl, labels.itksnap.txt   label colour tables
 ///
 /// Inputs: `datalist`, a list of {"image_0": path, "image_1": path, ...} (one key per input
@@ -37,7 +38,7 @@ enum MONAIBundleWriter {
         let head = export.head
         let keys = inputKeys(head)
         var pre: [[String: Any]] = [
-            ["_target_": "LoadImaged", "keys": keys, "image_only": false],
+            ["_target_": "LoadImaged", "keys": keys, "image_only": true],
             ["_target_": "EnsureChannelFirstd", "keys": keys],
         ]
         if plan.reorientToRAS { pre.append(["_target_": "Orientationd", "keys": keys, "axcodes": "RAS"]) }
@@ -45,6 +46,9 @@ enum MONAIBundleWriter {
             pre.append(["_target_": "ResampleToMatchd", "keys": Array(keys.dropFirst()), "key_dst": keys[0], "mode": "bilinear"])
         }
         pre.append(["_target_": "ConcatItemsd", "keys": keys, "name": "image", "dim": 0])
+        // Only `image` may remain with the `image_` prefix: Spacingd treats other such keys as
+        // metadata dictionaries.
+        pre.append(["_target_": "DeleteItemsd", "keys": keys])
         if plan.cropToNonZero {
             pre.append(["_target_": "CropForegroundd", "keys": "image", "source_key": "image", "select_fn": "$lambda x: x != 0",
                         "allow_smaller": true])
@@ -79,7 +83,8 @@ enum MONAIBundleWriter {
             "preprocessing": ["_target_": "Compose", "transforms": pre],
             "dataset": ["_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"],
             "dataloader": ["_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "shuffle": false, "num_workers": 0],
-            "inferer": ["_target_": "SlidingWindowInferer", "roi_size": export.predictor.description.config.volumePatch,
+            // MONAI's arrays are (C, i, j, k): the patch in that order (Concord's is D H W = k j i).
+            "inferer": ["_target_": "SlidingWindowInferer", "roi_size": Array(export.predictor.description.config.volumePatch.reversed()),
                         "sw_batch_size": export.predictor.description.config.windowBatch,
                         "overlap": export.predictor.inference.overlap, "mode": "gaussian", "sigma_scale": 0.125,
                         "padding_mode": "constant", "cval": 0.0],
@@ -92,7 +97,7 @@ enum MONAIBundleWriter {
     }
 
     static func metadata(_ export: RunExport, _ meta: ExportMetadata) -> [String: Any] {
-        let patch = export.predictor.description.config.volumePatch
+        let patch = Array(export.predictor.description.config.volumePatch.reversed())
         return [
             "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
             "version": "0.1.0",
@@ -129,11 +134,11 @@ extension RunExport {
         guard predictor.description.config.unet.rank == 3 else {
             throw TorchError("monai-bundle: only 3D runs are supported (this run's network is 2D); export it with --format torchscript")
         }
-        let meta = try metadata
+        let meta = try metadata(layout: .voxelIndex)
         let models = folder.appendingPathComponent("models"), configs = folder.appendingPathComponent("configs")
         try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: configs, withIntermediateDirectories: true)
-        try writeTorchScript(to: models.appendingPathComponent("model.ts"))
+        try writeTorchScript(to: models.appendingPathComponent("model.ts"), layout: .voxelIndex)
         let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write(JSONSerialization.data(withJSONObject: MONAIBundleWriter.metadata(self, meta), options: options),
                              to: configs.appendingPathComponent("metadata.json"))

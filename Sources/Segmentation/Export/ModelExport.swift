@@ -13,6 +13,16 @@ public struct ExportHead: Sendable, Equatable {
     public var output: String
 }
 
+/// Spatial axis order of the exported forward's input and output.
+public enum ExportLayout: String, Codable, Sendable {
+    /// (B, C, D, H, W) = voxel axes (k, j, i): Concord's tensors, a NIfTI volume's memory read
+    /// C-contiguously (what `concord export --format torchscript` writes).
+    case concord = "B C D H W (voxel axes k j i)"
+    /// (B, C, i, j, k): the voxel-index order nibabel and MONAI arrays have (the MONAI bundle's
+    /// model); forward permutes to Concord's order and back.
+    case voxelIndex = "B C i j k (voxel index order)"
+}
+
 /// The TorchScript export of a trained method: a module with the parameters and buffers the
 /// selected head reads (attribute names: state-dict paths with `.` -> `__`) and a generated
 /// `forward(x)`, x = (B, C, spatial...) with the head's input channels.
@@ -55,8 +65,11 @@ public enum ModelExport {
     }
 
     /// TorchScript source and the tensors it reads for `head` of `method` (in eval mode).
-    static func source(for method: SegmentationMethod, head: ExportHead) throws -> TorchScriptSource {
+    static func source(for method: SegmentationMethod, head: ExportHead, layout: ExportLayout = .concord) throws -> TorchScriptSource {
         let s = TorchScriptSource()
+        // The method's forward on Concord's layout; with the voxel-index layout a wrapper named
+        // `forward` permutes around it.
+        let forward = layout == .concord ? "forward" : "forward_dhw"
         /// log(mean_i softmax(logits_i)) over the listed logits variables.
         func logMeanSoftmax(_ logits: [String]) -> String {
             let probabilities = logits.map { s.assign("torch.softmax(\($0), 1)") }
@@ -65,20 +78,20 @@ public enum ModelExport {
         switch method {
         case let m as SupervisedMethod:
             try s.defineUNet(m.network, at: "", name: "network")
-            s.begin("forward", signature: "x: Tensor")
+            s.begin(forward, signature: "x: Tensor")
             s.end(returning: s.assign("self.network(x)"))
         case let m as MeanTeacherMethod:
             try s.defineUNet(m.pair.teacher, at: "teacher.", name: "teacher")
-            s.begin("forward", signature: "x: Tensor")
+            s.begin(forward, signature: "x: Tensor")
             s.end(returning: s.assign("self.teacher(x)"))
         case let m as CrossPseudoSupervisionMethod:
             for (i, net) in m.pair.networks.enumerated() { try s.defineUNet(net, at: "networks.\(i).", name: "network\(i)") }
-            s.begin("forward", signature: "x: Tensor")
+            s.begin(forward, signature: "x: Tensor")
             s.end(returning: logMeanSoftmax(m.pair.networks.indices.map { s.assign("self.network\($0)(x)") }))
         case let m as SemiCMLMethod:
             let used = head.output == "logits" ? head.inputChannels : Array(m.ensemble.networks.indices)
             for i in used { try s.defineUNet(m.ensemble.networks[i], at: "networks.\(i).", name: "network\(i)") }
-            s.begin("forward", signature: "x: Tensor")
+            s.begin(forward, signature: "x: Tensor")
             if head.output == "logits" {
                 s.end(returning: s.assign("self.network\(used[0])(x)"))
             } else {
@@ -86,7 +99,7 @@ public enum ModelExport {
             }
         case let m as CMCMethod:
             try s.defineCMC(m.network, present: head.inputChannels, name: "cmc")
-            s.begin("forward", signature: "x: Tensor")
+            s.begin(forward, signature: "x: Tensor")
             let branches = s.assign("self.cmc(x)")
             if head.output == "log-probabilities" {
                 s.end(returning: logMeanSoftmax(head.inputChannels.indices.map { s.assign("\(branches)[\($0)]") }))
@@ -98,14 +111,19 @@ public enum ModelExport {
         default:
             throw TorchError("export: method \(method.name) is not supported")
         }
+        if layout == .voxelIndex {
+            s.begin("forward", signature: "x: Tensor")
+            let y = s.assign("self.forward_dhw(torch.permute(x, [0, 1, 4, 3, 2]))")
+            s.end(returning: s.assign("torch.permute(\(y), [0, 1, 4, 3, 2])"))
+        }
         return s
     }
 
     /// Builds the module for `head` of `method`: every attribute checked against the saved model's
     /// state dict (same path, same tensor), so the export reads exactly the run's weights.
-    public static func build(method: SegmentationMethod, head: ExportHead) throws -> ScriptModule {
+    public static func build(method: SegmentationMethod, head: ExportHead, layout: ExportLayout = .concord) throws -> ScriptModule {
         method.model.eval()
-        let s = try source(for: method, head: head)
+        let s = try source(for: method, head: head, layout: layout)
         let state = Dictionary(try method.model.stateDict(), uniquingKeysWith: { a, _ in a })
         let module = try ScriptModule(name: "ConcordModel")
         for a in s.attributes {

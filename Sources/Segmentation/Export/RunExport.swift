@@ -24,6 +24,10 @@ public struct ExportMetadata: Codable, Equatable {
     public var classNames: [String: String]
     /// 3: x is (B, C, D, H, W). 2: x is (B, C, H, W) or slices (B, C, 1, H, W).
     public var spatialRank: Int
+    /// x's axis order: D H W are the voxel axes k j i of the preprocessed (RAS-reoriented) image,
+    /// the reverse of NIfTI's i j k (a nibabel array needs `.transpose` to it); the MONAI bundle's
+    /// model takes i j k.
+    public var layout: ExportLayout
     /// Every spatial size of x must be a multiple of this (the U-Net's downsampling).
     public var inputSizeDivisor: Int
     /// The training patch (voxels, D H W; depth 1 for 2D) and sliding-window overlap Concord
@@ -57,29 +61,27 @@ public struct RunExport {
         head = try ModelExport.head(named: headName, of: predictor.method)
     }
 
-    public var metadata: ExportMetadata {
-        get throws {
-            let d = predictor.description
+    public func metadata(layout: ExportLayout = .concord) throws -> ExportMetadata {
+        let d = predictor.description
             return ExportMetadata(
                 trainedWith: d.concordVersion, dataset: d.dataset, method: predictor.method.name, head: head.name,
                 availableHeads: try ModelExport.heads(of: predictor.method).map(\.name), output: head.output,
                 inputChannels: head.inputChannels.map { d.modalityNames[$0] }, inputChannelIndices: head.inputChannels,
                 classNames: Dictionary(uniqueKeysWithValues: d.classNames.map { ("\($0.key)", $0.value) }),
-                spatialRank: d.config.unet.rank, inputSizeDivisor: d.config.unet.divisor,
+                spatialRank: d.config.unet.rank, layout: layout, inputSizeDivisor: d.config.unet.divisor,
                 patch: d.config.volumePatch, overlap: predictor.inference.overlap, preprocessing: d.plan)
-        }
     }
 
-    public func metadataJSON() throws -> Data {
+    public func metadataJSON(layout: ExportLayout = .concord) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(metadata)
+        return try encoder.encode(metadata(layout: layout))
     }
 
     /// Writes the TorchScript module (with `concord.json`) to `url`.
-    public func writeTorchScript(to url: URL) throws {
-        let module = try ModelExport.build(method: predictor.method, head: head)
-        try module.save(to: url, extraFiles: [(ModelExport.metadataFile, try metadataJSON())])
+    public func writeTorchScript(to url: URL, layout: ExportLayout = .concord) throws {
+        let module = try ModelExport.build(method: predictor.method, head: head, layout: layout)
+        try module.save(to: url, extraFiles: [(ModelExport.metadataFile, try metadataJSON(layout: layout))])
     }
 }
 
