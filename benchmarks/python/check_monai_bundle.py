@@ -38,7 +38,8 @@ def main():
     classes = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
     parser = ConfigParser()
     parser.read_config(os.path.join(a.bundle, "configs", "inference.json"))
-    out = tempfile.mkdtemp(prefix="concord-bundle-")
+    scratch = tempfile.TemporaryDirectory(prefix="concord-bundle-")
+    out = scratch.name
     datalist = []
     for case in a.cases:
         files = case.split(",")
