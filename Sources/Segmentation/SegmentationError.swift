@@ -26,6 +26,8 @@ public enum SegmentationError: Error, Equatable, CustomStringConvertible {
     case unavailableDevice(String)
     /// A loss became NaN or infinite; `terms` lists the values ("sup=nan cac=0.3").
     case nonFiniteLoss(iteration: Int, terms: String)
+    /// A model or head that the export cannot write (unsupported layer, method or head).
+    case unsupportedExport(String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,7 @@ public enum SegmentationError: Error, Equatable, CustomStringConvertible {
         case let .invalidFolder(path, problem): return "\(path): \(problem)"
         case let .unavailableDevice(message): return message
         case let .nonFiniteLoss(iteration, terms): return "loss became non-finite at iteration \(iteration): \(terms); lower the learning rate"
+        case let .unsupportedExport(message): return message
         }
     }
 

@@ -175,3 +175,35 @@ void ct_allocator_reset_peak(void);
 }
 #endif
 #endif
+
+/* ==== TorchScript modules (jit.cpp) ==== BEGIN
+ * A ct_script_module owns one torch::jit::Module; free it with ct_jit_free exactly once.
+ * Attribute names may not contain dots. Extra files are byte strings stored beside the module in
+ * its archive (`extra/NAME`, what PyTorch's `_extra_files` reads). */
+#ifndef CONCORD_CTORCH_JIT_H
+#define CONCORD_CTORCH_JIT_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+typedef struct ct_script_module_s *ct_script_module;
+ct_error ct_jit_new(const char *name, ct_script_module *out);
+void ct_jit_free(ct_script_module m);
+/* Registers (detached, sharing storage) `t` as a parameter (is_parameter = 1) or buffer. */
+ct_error ct_jit_add_tensor(ct_script_module m, const char *name, ct_tensor t, int is_parameter);
+/* Compiles TorchScript source (methods taking `self`) into the module. */
+ct_error ct_jit_define(ct_script_module m, const char *source);
+ct_error ct_jit_set_training(ct_script_module m, int on);
+ct_error ct_jit_save(ct_script_module m, const char *path, const char *const *names, const char *const *data,
+                     const size_t *sizes, int n);
+/* Loads a saved module onto the CPU in eval mode. */
+ct_error ct_jit_load(const char *path, ct_script_module *out);
+/* One extra file of a saved module: *out is a malloc'ed, NUL-terminated copy (free with
+ * ct_error_free), *size its length; an absent file reads as empty. */
+ct_error ct_jit_read_extra(const char *path, const char *name, char **out, size_t *size);
+/* Runs forward(inputs...) without recording gradients; the result must be a tensor. */
+ct_error ct_jit_forward(ct_script_module m, const ct_tensor *inputs, int n, ct_tensor *out);
+#ifdef __cplusplus
+}
+#endif
+#endif
+/* ==== TorchScript modules (jit.cpp) ==== END */

@@ -12,13 +12,16 @@ public struct CaseInput: Sendable {
 
 extension Predictor {
     /// Segments `cases` and writes `out/CASE<ending>` (uint8) with the header of each case's
-    /// reference channel (the first present), so the mask opens aligned with the input.
+    /// reference channel (the first present), so the mask opens aligned with the input, plus the
+    /// label colour tables (`LabelTables`) beside them.
     /// `keep` restricts the channels used (empty = all); misalignment is simulated on the
     /// non-reference channels when a maximum is given.
     public func predict(_ cases: [CaseInput], out: URL, keep: [Int] = [], misalignMM: Double = 0, misalignDegrees: Double = 0,
                         seed: UInt64 = 0, log: (String) -> Void = { print($0) },
                         windowProgress: ((String, Int, Int) -> Void)? = nil) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        // Label names and colours for viewers (3D Slicer, ITK-SNAP), once per output folder.
+        try LabelTables.write(description.classNames, to: out)
         var rng = CaseVolumes.misalignmentGenerator(seed: seed)
         for (i, c) in cases.enumerated() {
             let start = Date()
