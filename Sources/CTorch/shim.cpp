@@ -215,8 +215,25 @@ ct_error ct_masked_fill(ct_tensor a, ct_tensor mask, double value, ct_tensor *ou
 ct_error ct_convolution(ct_tensor input, ct_tensor weight, ct_tensor bias, int nd, const int64_t *stride,
                         const int64_t *padding, const int64_t *dilation, int transposed,
                         const int64_t *output_padding, int64_t groups, ct_tensor *out) {
-    CT_TRY(*out = wrap(at::convolution(T(input), T(weight), opt(bias), ints(stride, nd), ints(padding, nd),
-                                       ints(dilation, nd), transposed != 0, ints(output_padding, nd), groups)))
+    // Through the rank-specific ops (which call at::convolution themselves, so the numbers are
+    // the same): autocast lists conv1d/2d/3d and conv_transpose1d/2d/3d, not at::convolution.
+    CT_TRY(
+        auto &x = T(input); auto &w = T(weight); auto b = opt(bias);
+        auto s = ints(stride, nd); auto p = ints(padding, nd); auto d = ints(dilation, nd);
+        at::Tensor y;
+        if (transposed == 0) {
+            if (nd == 3) y = at::conv3d(x, w, b, s, p, d, groups);
+            else if (nd == 2) y = at::conv2d(x, w, b, s, p, d, groups);
+            else if (nd == 1) y = at::conv1d(x, w, b, s, p, d, groups);
+            else throw std::invalid_argument("convolution of spatial rank " + std::to_string(nd));
+        } else {
+            auto op = ints(output_padding, nd);
+            if (nd == 3) y = at::conv_transpose3d(x, w, b, s, p, op, groups, d);
+            else if (nd == 2) y = at::conv_transpose2d(x, w, b, s, p, op, groups, d);
+            else if (nd == 1) y = at::conv_transpose1d(x, w, b, s, p, op, groups, d);
+            else throw std::invalid_argument("transposed convolution of spatial rank " + std::to_string(nd));
+        }
+        *out = wrap(y))
 }
 
 ct_error ct_pool(ct_tensor input, int kind, int nd, const int64_t *kernel, const int64_t *stride,
