@@ -20,7 +20,10 @@
 #define CT_TORCH_AT_LEAST(major, minor) \
     (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
-#if CT_TORCH_AT_LEAST(2, 9)
+// The device-generic allocator statistics (at::accelerator::getDeviceStats) are used from 2.11,
+// the oldest 2.x built and tested here; older libtorch reports them as unavailable.
+#define CT_HAS_DEVICE_STATS CT_TORCH_AT_LEAST(2, 11)
+#if CT_HAS_DEVICE_STATS
 #include <ATen/DeviceAccelerator.h>
 #endif
 
@@ -72,13 +75,7 @@ inline void set_autocast_dtype(c10::DeviceType device, at::ScalarType dtype) {
 }
 
 // ---- CUDA device services that libtorch reaches without linking libtorch_cuda ----
-inline void synchronize_cuda(c10::DeviceIndex index) {
-#if CT_TORCH_AT_LEAST(2, 9)
-    at::accelerator::synchronizeDevice(index);
-#else
-    at::detail::getCUDAHooks().deviceSynchronize(index);
-#endif
-}
+inline void synchronize_cuda(c10::DeviceIndex index) { at::detail::getCUDAHooks().deviceSynchronize(index); }
 
 struct DeviceMemory {
     int64_t allocated = 0, peak_allocated = 0, reserved = 0, peak_reserved = 0;
@@ -86,7 +83,7 @@ struct DeviceMemory {
 
 // The CUDA caching allocator's statistics (aggregate over pools) for one device.
 inline DeviceMemory cuda_memory(c10::DeviceIndex index) {
-#if CT_TORCH_AT_LEAST(2, 9)
+#if CT_HAS_DEVICE_STATS
     auto stats = at::accelerator::getDeviceStats(index);
     constexpr size_t all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
     DeviceMemory m;
@@ -97,16 +94,16 @@ inline DeviceMemory cuda_memory(c10::DeviceIndex index) {
     return m;
 #else
     (void)index;
-    throw std::runtime_error("CUDA memory statistics need libtorch 2.9 or newer (this is " TORCH_VERSION ")");
+    throw std::runtime_error("CUDA memory statistics need libtorch 2.11 or newer (this is " TORCH_VERSION ")");
 #endif
 }
 
 inline void cuda_reset_peak(c10::DeviceIndex index) {
-#if CT_TORCH_AT_LEAST(2, 9)
+#if CT_HAS_DEVICE_STATS
     at::accelerator::resetPeakStats(index);
 #else
     (void)index;
-    throw std::runtime_error("CUDA memory statistics need libtorch 2.9 or newer (this is " TORCH_VERSION ")");
+    throw std::runtime_error("CUDA memory statistics need libtorch 2.11 or newer (this is " TORCH_VERSION ")");
 #endif
 }
 
