@@ -6,7 +6,9 @@
 //                       PyPI's torch wheel (site-packages/torch) for CUDA machines. Default: Debian's
 //                       libtorch-dev under /usr.
 //   LIBTORCH_CXX=c++17  C++ standard for the shim (c++17 for Debian's 1.13; newer wheels want c++20).
-//   LIBTORCH_CUDA=1     also link torch_cuda/c10_cuda (set automatically when LIBTORCH has them).
+// CUDA is never linked: the shim opens libtorch_cuda.so at start when it lies next to the
+// libtorch_cpu.so the process loaded (Sources/CTorch/device.cpp), so one binary serves CPU-only and
+// GPU machines, and Debian's CPU libtorch needs no CUDA library.
 import PackageDescription
 import Foundation
 
@@ -20,12 +22,12 @@ var torchLibs: [LinkerSetting] = [.linkedLibrary("torch_cpu"), .linkedLibrary("c
 if let root = libtorch {
     torchCxxFlags += ["-I\(root)/include", "-I\(root)/include/torch/csrc/api/include"]
     torchLinkFlags += ["-L\(root)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(root)/lib"]
-    let hasCuda = FileManager.default.fileExists(atPath: "\(root)/lib/libtorch_cuda.so")
-    if hasCuda || env["LIBTORCH_CUDA"] == "1" {
-        // torch_cuda registers its kernels from static initialisers: keep it linked even though
-        // no symbol of it is referenced directly.
-        torchLinkFlags += ["-Xlinker", "--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Xlinker", "--as-needed"]
-        torchCxxFlags += ["-DCONCORD_CUDA=1"]
+    // A PyPI wheel's libtorch_cpu needs the CUDA runtime and CUPTI (libcudart, libcupti) even on a
+    // CPU; they come from the nvidia wheels installed beside torch/ (site-packages/nvidia/cu13/lib),
+    // which libtorch finds through its own RPATH at run time. The linker is told where they are.
+    for cudaLib in ["\(root)/../nvidia/cu13/lib", "\(root)/../nvidia/cuda_runtime/lib", "\(root)/../nvidia/cuda_cupti/lib"]
+    where FileManager.default.fileExists(atPath: cudaLib) {
+        torchLinkFlags += ["-Xlinker", "-rpath-link", "-Xlinker", cudaLib]
     }
     // PyPI wheels before 2.7 use the old C++ ABI.
     if let abi = env["LIBTORCH_CXX11_ABI"] { torchCxxFlags += ["-D_GLIBCXX_USE_CXX11_ABI=\(abi)"] }

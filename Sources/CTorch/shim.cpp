@@ -15,9 +15,6 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
-#if __has_include(<torch/csrc/api/include/torch/version.h>)
-#include <torch/csrc/api/include/torch/version.h>
-#endif
 
 #define CT_UNARY(name, expr) \
     ct_error ct_##name(ct_tensor a_, ct_tensor *out) { CT_TRY(auto &a = T(a_); *out = wrap(expr)) }
@@ -32,9 +29,13 @@
 #define CT_SHAPE(name, expr) \
     ct_error ct_##name(ct_tensor a_, const int64_t *p, int n, ct_tensor *out) { CT_TRY(auto &a = T(a_); auto s = ints(p, n); *out = wrap(expr)) }
 
+char ctorch_detail::out_of_memory_error[] = "out of memory (while reporting an error from libtorch)";
+
 extern "C" {
 
-void ct_error_free(ct_error err) { std::free(err); }
+void ct_error_free(ct_error err) {
+    if (err != out_of_memory_error) std::free(err);
+}
 void ct_free(ct_tensor t) { delete t; }
 
 const char *ct_version(void) {
@@ -45,10 +46,17 @@ const char *ct_version(void) {
 #endif
 }
 
-ct_error ct_from_data(const void *data, int dtype, const int64_t *shape, int ndim, ct_tensor *out) {
+ct_error ct_from_data(const void *data, size_t nbytes, int dtype, const int64_t *shape, int ndim, ct_tensor *out) {
     CT_TRY(
-        auto t = at::empty(ints(shape, ndim), at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)));
-        if (t.numel() > 0) std::memcpy(t.data_ptr(), data, t.numel() * t.element_size());
+        auto t = at::empty(ints(shape, ndim), at::TensorOptions().dtype(scalar_type(dtype)));
+        size_t need = static_cast<size_t>(t.numel()) * t.element_size();
+        if (need != nbytes) throw std::invalid_argument("ct_from_data: a " + std::string(c10::toString(t.scalar_type())) +
+                                                        " tensor of shape " + c10::str(t.sizes()) + " needs " +
+                                                        std::to_string(need) + " bytes, got " + std::to_string(nbytes));
+        if (need > 0) {
+            if (!data) throw std::invalid_argument("ct_from_data: NULL data");
+            std::memcpy(t.data_ptr(), data, need);
+        }
         *out = wrap(std::move(t)))
 }
 
@@ -61,14 +69,23 @@ ct_error ct_copy_data(ct_tensor t_, void *dst, size_t nbytes) {
         if (have > 0) std::memcpy(dst, t.data_ptr(), have))
 }
 
-int ct_ndim(ct_tensor t) { return static_cast<int>(t->t.dim()); }
-void ct_shape(ct_tensor t, int64_t *dims) {
-    for (int64_t i = 0; i < t->t.dim(); ++i) dims[i] = t->t.size(i);
+ct_error ct_ndim(ct_tensor t, int *out) { CT_TRY(*out = static_cast<int>(T(t).dim())) }
+ct_error ct_shape(ct_tensor t_, int64_t *dims, int capacity) {
+    CT_TRY(
+        auto &t = T(t_);
+        if (t.dim() > capacity) throw std::invalid_argument("ct_shape: the tensor has " + std::to_string(t.dim()) +
+                                                            " dims, the buffer room for " + std::to_string(capacity));
+        for (int64_t i = 0; i < t.dim(); ++i) dims[i] = t.size(i))
 }
-int ct_dtype(ct_tensor t) { return static_cast<int>(t->t.scalar_type()); }
-int ct_device_type(ct_tensor t) { return t->t.device().is_cuda() ? 1 : 0; }
-int ct_device_index(ct_tensor t) { return t->t.device().has_index() ? t->t.device().index() : 0; }
-int64_t ct_numel(ct_tensor t) { return t->t.numel(); }
+ct_error ct_dtype(ct_tensor t, int *out) { CT_TRY(*out = static_cast<int>(T(t).scalar_type())) }
+ct_error ct_device(ct_tensor t_, int *type, int *index) {
+    CT_TRY(
+        auto d = T(t_).device();
+        if (d.is_cpu()) { *type = 0; *index = 0; }
+        else if (d.is_cuda()) { *type = 1; *index = d.has_index() ? d.index() : 0; }
+        else throw std::invalid_argument("tensor on unsupported device " + d.str()))
+}
+ct_error ct_numel(ct_tensor t, int64_t *out) { CT_TRY(*out = T(t).numel()) }
 ct_error ct_item(ct_tensor t, double *out) { CT_TRY(*out = T(t).item<double>()) }
 ct_error ct_clone_handle(ct_tensor t, ct_tensor *out) { CT_TRY(*out = wrap(T(t))) }
 
@@ -80,13 +97,13 @@ ct_error ct_rand(const int64_t *shape, int ndim, int normal, int dtype, int dev,
            *out = wrap(normal ? at::randn(ints(shape, ndim), o) : at::rand(ints(shape, ndim), o)))
 }
 ct_error ct_randint(int64_t low, int64_t high, const int64_t *shape, int ndim, int dtype, ct_tensor *out) {
-    CT_TRY(*out = wrap(at::randint(low, high, ints(shape, ndim), at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)))))
+    CT_TRY(*out = wrap(at::randint(low, high, ints(shape, ndim), at::TensorOptions().dtype(scalar_type(dtype)))))
 }
 ct_error ct_arange(double start, double end, double step, int dtype, ct_tensor *out) {
-    CT_TRY(*out = wrap(at::arange(start, end, step, at::TensorOptions().dtype(static_cast<at::ScalarType>(dtype)))))
+    CT_TRY(*out = wrap(at::arange(start, end, step, at::TensorOptions().dtype(scalar_type(dtype)))))
 }
-ct_error ct_to(ct_tensor t, int dtype, int dev, int index, ct_tensor *out) {
-    CT_TRY(*out = wrap(T(t).to(device(dev, index), static_cast<at::ScalarType>(dtype))))
+ct_error ct_to(ct_tensor t, int dtype, int dev, int index, int non_blocking, ct_tensor *out) {
+    CT_TRY(*out = wrap(T(t).to(device(dev, index), scalar_type(dtype), non_blocking != 0)))
 }
 
 CT_UNARY(neg, at::neg(a))
@@ -198,8 +215,25 @@ ct_error ct_masked_fill(ct_tensor a, ct_tensor mask, double value, ct_tensor *ou
 ct_error ct_convolution(ct_tensor input, ct_tensor weight, ct_tensor bias, int nd, const int64_t *stride,
                         const int64_t *padding, const int64_t *dilation, int transposed,
                         const int64_t *output_padding, int64_t groups, ct_tensor *out) {
-    CT_TRY(*out = wrap(at::convolution(T(input), T(weight), opt(bias), ints(stride, nd), ints(padding, nd),
-                                       ints(dilation, nd), transposed != 0, ints(output_padding, nd), groups)))
+    // Through the rank-specific ops (which call at::convolution themselves, so the numbers are
+    // the same): autocast lists conv1d/2d/3d and conv_transpose1d/2d/3d, not at::convolution.
+    CT_TRY(
+        auto &x = T(input); auto &w = T(weight); auto b = opt(bias);
+        auto s = ints(stride, nd); auto p = ints(padding, nd); auto d = ints(dilation, nd);
+        at::Tensor y;
+        if (transposed == 0) {
+            if (nd == 3) y = at::conv3d(x, w, b, s, p, d, groups);
+            else if (nd == 2) y = at::conv2d(x, w, b, s, p, d, groups);
+            else if (nd == 1) y = at::conv1d(x, w, b, s, p, d, groups);
+            else throw std::invalid_argument("convolution of spatial rank " + std::to_string(nd));
+        } else {
+            auto op = ints(output_padding, nd);
+            if (nd == 3) y = at::conv_transpose3d(x, w, b, s, p, op, groups, d);
+            else if (nd == 2) y = at::conv_transpose2d(x, w, b, s, p, op, groups, d);
+            else if (nd == 1) y = at::conv_transpose1d(x, w, b, s, p, op, groups, d);
+            else throw std::invalid_argument("transposed convolution of spatial rank " + std::to_string(nd));
+        }
+        *out = wrap(y))
 }
 
 ct_error ct_pool(ct_tensor input, int kind, int nd, const int64_t *kernel, const int64_t *stride,
@@ -237,20 +271,29 @@ ct_error ct_adaptive_pool(ct_tensor input, int kind, int nd, const int64_t *size
 ct_error ct_interpolate(ct_tensor input, int nd, const int64_t *size, int mode, int align_corners, ct_tensor *out) {
     CT_TRY(
         auto &x = T(input); auto s = ints(size, nd); at::Tensor y;
-        if (mode == 0) {
+        if (mode == CT_SAMPLE_NEAREST) {
             if (nd == 3) y = at::upsample_nearest3d(x, s);
             else if (nd == 2) y = at::upsample_nearest2d(x, s);
             else y = at::upsample_nearest1d(x, s);
-        } else {
+        } else if (mode == CT_SAMPLE_LINEAR) {
             if (nd == 3) y = at::upsample_trilinear3d(x, s, align_corners != 0);
             else if (nd == 2) y = at::upsample_bilinear2d(x, s, align_corners != 0);
             else y = at::upsample_linear1d(x, s, align_corners != 0);
+        } else {
+            throw std::invalid_argument("ct_interpolate: unknown mode " + std::to_string(mode));
         }
         *out = wrap(y))
 }
 
 ct_error ct_grid_sample(ct_tensor input, ct_tensor grid, int mode, int padding, int align_corners, ct_tensor *out) {
-    CT_TRY(*out = wrap(at::grid_sampler(T(input), T(grid), mode, padding, align_corners != 0)))
+    // libtorch's own codes: 0 bilinear/trilinear, 1 nearest.
+    CT_TRY(
+        int64_t torch_mode;
+        if (mode == CT_SAMPLE_LINEAR) torch_mode = 0;
+        else if (mode == CT_SAMPLE_NEAREST) torch_mode = 1;
+        else throw std::invalid_argument("ct_grid_sample: unknown mode " + std::to_string(mode));
+        if (padding < 0 || padding > 2) throw std::invalid_argument("ct_grid_sample: unknown padding " + std::to_string(padding));
+        *out = wrap(at::grid_sampler(T(input), T(grid), torch_mode, padding, align_corners != 0)))
 }
 ct_error ct_affine_grid(ct_tensor theta, const int64_t *size, int n, int align_corners, ct_tensor *out) {
     CT_TRY(*out = wrap(at::affine_grid_generator(T(theta), ints(size, n), align_corners != 0)))
@@ -284,7 +327,7 @@ ct_error ct_cross_entropy(ct_tensor logits, ct_tensor target, ct_tensor weight, 
 }
 
 ct_error ct_set_requires_grad(ct_tensor t, int flag) { CT_TRY(T(t).set_requires_grad(flag != 0)) }
-int ct_requires_grad(ct_tensor t) { return t->t.requires_grad() ? 1 : 0; }
+ct_error ct_requires_grad(ct_tensor t, int *out) { CT_TRY(*out = T(t).requires_grad() ? 1 : 0) }
 ct_error ct_grad(ct_tensor t, ct_tensor *out) {
     CT_TRY(const auto &g = T(t).grad(); *out = g.defined() ? wrap(g) : nullptr)
 }
@@ -321,12 +364,6 @@ void ct_set_num_threads(int n) {
     try { at::set_num_threads(n); } catch (...) {}
 }
 int ct_get_num_threads(void) { return at::get_num_threads(); }
-int ct_cuda_is_available(void) {
-    try { return at::hasCUDA() ? 1 : 0; } catch (...) { return 0; }
-}
-int ct_cuda_device_count(void) {
-    try { return at::hasCUDA() ? static_cast<int>(at::detail::getCUDAHooks().getNumGPUs()) : 0; } catch (...) { return 0; }
-}
 int ct_mkldnn_is_available(void) { return at::hasMKLDNN() ? 1 : 0; }
 namespace {
 
@@ -341,7 +378,7 @@ class CachingCPUAllocator final : public c10::Allocator {
     static constexpr size_t kMinCached = 1 << 20;
     static constexpr size_t kAlignment = 64;
 
-    c10::DataPtr allocate(size_t n) const override {
+    c10::DataPtr allocate(size_t n) CT_ALLOCATE_QUALIFIER override {
         size_t size = n < kMinCached ? n : size_class(n);
         account(n);
         void *p = nullptr;
@@ -365,6 +402,10 @@ class CachingCPUAllocator final : public c10::Allocator {
     }
 
     c10::DeleterFnPtr raw_deleter() const override { return &release; }
+
+#if CT_ALLOCATOR_HAS_COPY_DATA
+    void copy_data(void *dest, const void *src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#endif
 
     static CachingCPUAllocator &instance() {
         static CachingCPUAllocator allocator;

@@ -1,17 +1,29 @@
 import ArgumentParser
 import Foundation
+import Torch
 import Volumes
 
-/// `concord info FILE`: what a NIfTI file holds.
+/// `concord info FILE`: what a NIfTI file holds. `concord info --devices`: the libtorch in use, its
+/// devices and precision modes.
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a NIfTI file's shape, spacing, affine, datatype and intensity statistics."
+        abstract: "Show a NIfTI file's shape, spacing, affine, datatype and intensity statistics, or (--devices) "
+            + "the libtorch in use, its devices and precision modes."
     )
 
-    @Argument(help: "A .nii or .nii.gz file.") var file: String
+    @Argument(help: "A .nii or .nii.gz file.") var file: String?
     @Flag(help: "Print JSON (keys: shape, spacing, affine, datatype, min, max, mean).") var json = false
+    @Flag(help: "Show the libtorch in use, whether CUDA was loaded (and why not), the devices and precision modes.")
+    var devices = false
+
+    func validate() throws {
+        if devices && file != nil { throw ValidationError("give either a FILE or --devices, not both") }
+        if !devices && file == nil { throw ValidationError("give a .nii/.nii.gz FILE (or --devices)") }
+        if devices && json { throw ValidationError("--json applies to a FILE, not to --devices") }
+    }
 
     func run() throws {
+        guard let file else { return try printDevices() }
         let image = try NIfTI.read(URL(fileURLWithPath: file))
         let info = image.info()
         if json {
@@ -29,5 +41,26 @@ struct Info: ParsableCommand {
         for row in info.affine { print("          " + row.map { String(format: "%10.4f", $0) }.joined(separator: " ")) }
         print(String(format: "intensity min %g  max %g  mean %g", info.min, info.max, info.mean))
         if image.hasNonFinite { print("warning   the image holds NaN or Inf voxels") }
+    }
+}
+
+extension Info {
+    func printDevices() throws {
+        func precisions(_ device: Device) -> String {
+            Runtime.precisions(on: device).map { $0 == .float32 ? "fp32" : $0 == .bfloat16 ? "bf16" : "fp16" }.joined(separator: ", ")
+        }
+        print("libtorch  \(Runtime.libtorchVersion) (\(Runtime.libtorchPath.isEmpty ? "location unknown" : Runtime.libtorchPath))")
+        print("cpu       \(ProcessInfo.processInfo.activeProcessorCount) cores; MKLDNN \(Runtime.mkldnnAvailable ? "yes" : "no"); "
+              + "native bf16 \(Runtime.cpuBFloat16Supported ? "yes" : "no"); precision modes: \(precisions(.cpu))")
+        print("cuda      \(Runtime.cudaStatus)")
+        let count = Runtime.cudaDeviceCount
+        if Runtime.cudaLoaded {
+            print("          \(count) CUDA device\(count == 1 ? "" : "s")")
+        }
+        for index in 0..<count {
+            let info = try Runtime.cudaDeviceInfo(index)
+            let gib = String(format: "%.1f", Double(info.totalBytes) / 1_073_741_824)
+            print("cuda:\(index)    \(info.name), \(gib) GiB; precision modes: \(precisions(.cuda(index)))")
+        }
     }
 }

@@ -128,7 +128,7 @@ final class DeepSupervisionTests: XCTestCase {
     }
 
     func gradientNorm(_ module: Module) throws -> Double {
-        try module.parameters().compactMap(\.grad).reduce(0) { $0 + (try $1.abs().sum().item()) }
+        try module.parameters().compactMap { try $0.grad }.reduce(0) { $0 + (try $1.abs().sum().item()) }
     }
 
     func testAuxiliaryHeadsReceiveGradientsInEveryMethod() throws {

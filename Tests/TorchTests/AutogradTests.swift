@@ -52,7 +52,7 @@ final class AutogradTests: XCTestCase {
         try (w * 3).sum().backward()
         XCTAssertEqual(try XCTUnwrap(w.grad).item(), 6)
         try w.zeroGrad()
-        XCTAssertNil(w.grad)
+        XCTAssertNil(try w.grad)
         XCTAssertThrowsError(try Tensor([1] as [Float]).sum().backward())  // nothing requires grad
     }
 }

@@ -4,12 +4,15 @@
  * The contract, kept by every function in shim.cpp:
  *  - Handles are opaque. A ct_tensor owns one at::Tensor (a reference-counted view); free it
  *    with ct_free exactly once.
- *  - Every function that can fail returns ct_error: NULL on success, otherwise a heap string with
- *    libtorch's message that the caller frees with ct_error_free. No C++ exception ever crosses
- *    this boundary (one crossing into Swift would abort the process).
+ *  - Every function that can fail returns ct_error: NULL on success, otherwise a string with
+ *    libtorch's message that the caller frees with ct_error_free (when even that string cannot be
+ *    allocated, a static "out of memory" message is returned, which ct_error_free leaves alone).
+ *    No C++ exception ever crosses this boundary (one crossing into Swift would abort the
+ *    process). Getters report a NULL handle as an error too.
  *  - Results come back through the last parameter(s) (`out`). On failure outputs are untouched.
  *  - Optional tensors are passed as NULL.
- *  - dtype codes are c10::ScalarType values (see CT_* below); device type 0 = CPU, 1 = CUDA.
+ *  - dtype codes are c10::ScalarType values (see CT_* below; any other code is an error);
+ *    device type 0 = CPU, 1 = CUDA.
  */
 #ifndef CONCORD_CTORCH_H
 #define CONCORD_CTORCH_H
@@ -33,15 +36,17 @@ enum {
 void ct_error_free(ct_error err);
 void ct_free(ct_tensor t);
 const char *ct_version(void);
-ct_error ct_from_data(const void *data, int dtype, const int64_t *shape, int ndim, ct_tensor *out);
+/* A tensor holding a copy of `nbytes` bytes at `data`, which must be exactly numel * element size. */
+ct_error ct_from_data(const void *data, size_t nbytes, int dtype, const int64_t *shape, int ndim, ct_tensor *out);
 /* Copies the tensor's values (converted to CPU, contiguous) into dst, which holds nbytes. */
 ct_error ct_copy_data(ct_tensor t, void *dst, size_t nbytes);
-int ct_ndim(ct_tensor t);
-void ct_shape(ct_tensor t, int64_t *dims);
-int ct_dtype(ct_tensor t);
-int ct_device_type(ct_tensor t);
-int ct_device_index(ct_tensor t);
-int64_t ct_numel(ct_tensor t);
+ct_error ct_ndim(ct_tensor t, int *out);
+/* Writes the sizes into dims, which has room for `capacity` entries (at least ct_ndim). */
+ct_error ct_shape(ct_tensor t, int64_t *dims, int capacity);
+ct_error ct_dtype(ct_tensor t, int *out);
+/* type: 0 CPU, 1 CUDA (any other device is an error); index: the CUDA device (0 on the CPU). */
+ct_error ct_device(ct_tensor t, int *type, int *index);
+ct_error ct_numel(ct_tensor t, int64_t *out);
 ct_error ct_item(ct_tensor t, double *out);
 ct_error ct_clone_handle(ct_tensor t, ct_tensor *out); /* a second handle to the same tensor */
 
@@ -50,7 +55,8 @@ ct_error ct_full(const int64_t *shape, int ndim, double value, int dtype, int de
 ct_error ct_rand(const int64_t *shape, int ndim, int normal, int dtype, int dev, int dev_index, ct_tensor *out);
 ct_error ct_randint(int64_t low, int64_t high, const int64_t *shape, int ndim, int dtype, ct_tensor *out);
 ct_error ct_arange(double start, double end, double step, int dtype, ct_tensor *out);
-ct_error ct_to(ct_tensor t, int dtype, int dev, int dev_index, ct_tensor *out);
+/* non_blocking: the copy may return before it completes (host -> CUDA from pinned memory). */
+ct_error ct_to(ct_tensor t, int dtype, int dev, int dev_index, int non_blocking, ct_tensor *out);
 
 /* ---- elementwise ---- */
 #define CT_DECL_UNARY(name) ct_error ct_##name(ct_tensor a, ct_tensor *out);
@@ -110,9 +116,10 @@ ct_error ct_convolution(ct_tensor input, ct_tensor weight, ct_tensor bias, int n
 ct_error ct_pool(ct_tensor input, int kind, int nd, const int64_t *kernel, const int64_t *stride,
                  const int64_t *padding, ct_tensor *out);
 ct_error ct_adaptive_pool(ct_tensor input, int kind, int nd, const int64_t *size, ct_tensor *out);
-/* mode: 0 nearest, 1 (bi/tri)linear. */
+/* Sampling modes of ct_interpolate and ct_grid_sample (and only these codes). */
+enum { CT_SAMPLE_NEAREST = 0, CT_SAMPLE_LINEAR = 1 /* linear, bilinear or trilinear by rank */ };
 ct_error ct_interpolate(ct_tensor input, int nd, const int64_t *size, int mode, int align_corners, ct_tensor *out);
-/* mode: 0 bilinear/trilinear, 1 nearest; padding: 0 zeros, 1 border, 2 reflection. */
+/* mode: CT_SAMPLE_*; padding: 0 zeros, 1 border, 2 reflection. */
 ct_error ct_grid_sample(ct_tensor input, ct_tensor grid, int mode, int padding, int align_corners, ct_tensor *out);
 ct_error ct_affine_grid(ct_tensor theta, const int64_t *size, int n, int align_corners, ct_tensor *out);
 ct_error ct_softmax(ct_tensor a, int64_t dim, ct_tensor *out);
@@ -132,7 +139,7 @@ ct_error ct_cross_entropy(ct_tensor logits, ct_tensor target, ct_tensor weight, 
 
 /* ---- autograd ---- */
 ct_error ct_set_requires_grad(ct_tensor t, int flag);
-int ct_requires_grad(ct_tensor t);
+ct_error ct_requires_grad(ct_tensor t, int *out);
 /* *out is set to NULL when the tensor has no gradient. */
 ct_error ct_grad(ct_tensor t, ct_tensor *out);
 ct_error ct_zero_grad(ct_tensor t);
@@ -156,8 +163,6 @@ ct_error ct_rng_state(ct_tensor *out);     /* CPU generator state (uint8 tensor)
 ct_error ct_set_rng_state(ct_tensor state);
 void ct_set_num_threads(int n);
 int ct_get_num_threads(void);
-int ct_cuda_is_available(void);
-int ct_cuda_device_count(void);
 int ct_mkldnn_is_available(void);
 /* Sets OpenBLAS's thread count through openblas_set_num_threads when the BLAS in the process is
  * OpenBLAS; returns 1 if it was, 0 otherwise (reference BLAS, MKL). */
@@ -170,6 +175,47 @@ int ct_tune_allocator(void);
  * ct_tune_allocator); ct_allocator_reset_peak sets the peak to the live value. */
 void ct_allocator_stats(int64_t *live, int64_t *peak);
 void ct_allocator_reset_peak(void);
+
+/* ---- devices, memory formats, precision ---- */
+/* libtorch's CUDA support is never linked: libtorch_cuda.so is opened when the process starts if it
+ * lies next to the loaded libtorch_cpu.so, so that its kernels register. */
+int ct_cuda_loaded(void);                 /* 1 when libtorch_cuda was opened */
+const char *ct_cuda_status(void);         /* what was opened, or why CUDA is not there */
+const char *ct_libtorch_path(void);       /* the file libtorch_cpu was loaded from */
+int ct_cuda_is_available(void);           /* CUDA loaded and at least one device usable */
+int ct_cuda_device_count(void);
+/* The device's name (NUL-terminated, truncated to `capacity`) and total memory in bytes. */
+ct_error ct_cuda_device_info(int index, char *name, int capacity, int64_t *total_bytes);
+ct_error ct_cuda_synchronize(int index);
+/* The CUDA caching allocator's bytes in use and reserved, now and at their peaks. */
+ct_error ct_cuda_memory(int index, int64_t *allocated, int64_t *peak_allocated, int64_t *reserved,
+                        int64_t *peak_reserved);
+ct_error ct_cuda_reset_peak(int index);
+/* 1 when the CPU runs bf16 convolutions and matmuls natively (oneDNN with AVX-512 BF16/AMX). */
+int ct_cpu_bf16_supported(void);
+
+enum { CT_FORMAT_CONTIGUOUS = 0, CT_FORMAT_CHANNELS_LAST = 1 /* 4-D */, CT_FORMAT_CHANNELS_LAST_3D = 2 /* 5-D */ };
+ct_error ct_contiguous_format(ct_tensor t, int format, ct_tensor *out);
+ct_error ct_is_contiguous_format(ct_tensor t, int format, int *out);
+/* A copy in page-locked host memory (for non-blocking host -> CUDA copies); needs CUDA. */
+ct_error ct_pin_memory(ct_tensor t, ct_tensor *out);
+ct_error ct_is_pinned(ct_tensor t, int *out);
+
+/* Autocast (automatic mixed precision) on device type `dev`: ct_autocast_enter switches it on
+ * with `dtype` for this thread and returns the previous state, which ct_autocast_exit restores. */
+ct_error ct_autocast_enter(int dev, int dtype, int *prev_enabled, int *prev_dtype);
+ct_error ct_autocast_exit(int dev, int prev_enabled, int prev_dtype);
+ct_error ct_autocast_state(int dev, int *enabled, int *dtype);
+
+/* Multiplies every gradient by inv_scale in place and sets *found_nonfinite to a 0-D float32
+ * tensor (on the gradients' device) that is 1 when any gradient holds inf or NaN, else 0: no host
+ * synchronisation until the caller reads it. NULL entries (parameters without gradient) are skipped. */
+ct_error ct_unscale_grads(const ct_tensor *grads, int n, double inv_scale, ct_tensor *found_nonfinite);
+
+/* Process-wide backend switches. */
+enum { CT_BACKEND_CUDNN_BENCHMARK = 0, CT_BACKEND_TF32 = 1 /* cuBLAS and cuDNN */, CT_BACKEND_DETERMINISTIC = 2 };
+ct_error ct_set_backend_flag(int flag, int value);
+ct_error ct_get_backend_flag(int flag, int *value);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,11 @@ import CTorch
 
 extension Tensor {
     /// Whether autograd records operations on this tensor.
-    public var requiresGrad: Bool { ct_requires_grad(handle) != 0 }
+    public var requiresGrad: Bool {
+        var flag: Int32 = 0
+        metadata("requiresGrad") { ct_requires_grad(handle, &flag) }
+        return flag != 0
+    }
 
     /// Marks a leaf tensor as trainable (or not). Returns self for chaining.
     @discardableResult
@@ -12,10 +16,14 @@ extension Tensor {
     }
 
     /// The accumulated gradient, nil before the first backward pass (or after `zeroGrad`).
+    /// Errors from libtorch are thrown, never read as "no gradient".
     public var grad: Tensor? {
-        var out: ct_tensor?
-        guard (try? check(ct_grad(handle, &out))) != nil, let out else { return nil }
-        return Tensor(owning: out)
+        get throws {
+            var out: ct_tensor?
+            try check(ct_grad(handle, &out))
+            guard let out else { return nil }
+            return try Tensor.adopt(out)
+        }
     }
 
     /// Drops the accumulated gradient (as `optimizer.zero_grad(set_to_none=True)`).

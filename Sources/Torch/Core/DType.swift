@@ -82,3 +82,22 @@ extension Int32: TensorElement { public static var dtype: DType { .int32 } }
 extension Int16: TensorElement { public static var dtype: DType { .int16 } }
 extension Int8: TensorElement { public static var dtype: DType { .int8 } }
 extension UInt8: TensorElement { public static var dtype: DType { .uint8 } }
+
+/// How a tensor's elements are laid out in memory (its strides); the shape is the same either way.
+public enum MemoryFormat: Sendable {
+    /// Row-major in the order of the dims (NCDHW for 5-D tensors).
+    case contiguous
+    /// Channels innermost for 4-D tensors (NHWC order in memory).
+    case channelsLast
+    /// Channels innermost for 5-D tensors (NDHWC order in memory); oneDNN's and cuDNN's fast
+    /// layout for 3D convolutions.
+    case channelsLast3d
+
+    var code: Int32 {
+        switch self {
+        case .contiguous: Int32(CT_FORMAT_CONTIGUOUS)
+        case .channelsLast: Int32(CT_FORMAT_CHANNELS_LAST)
+        case .channelsLast3d: Int32(CT_FORMAT_CHANNELS_LAST_3D)
+        }
+    }
+}

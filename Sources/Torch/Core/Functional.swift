@@ -62,14 +62,19 @@ public enum F {
         return try produce { ct_adaptive_pool(x.handle, 0, Int32(n), s, $0) }
     }
 
-    public enum InterpolationMode: Sendable { case nearest, linear }
+    /// Sampling between voxels; the codes are the shim's CT_SAMPLE_* (shared by interpolate and
+    /// grid_sample).
+    public enum InterpolationMode: Int32, Sendable {
+        case nearest = 0  // CT_SAMPLE_NEAREST
+        case linear = 1   // CT_SAMPLE_LINEAR
+    }
 
     /// Resizes the spatial dims to `size` (trilinear/bilinear for `.linear`).
     public static func interpolate(_ x: Tensor, size: [Int], mode: InterpolationMode = .linear,
                                    alignCorners: Bool = false) throws -> Tensor {
         let n = try spatialRank(x)
         let s = try expand(size, n, "size")
-        return try produce { ct_interpolate(x.handle, Int32(n), s, mode == .nearest ? 0 : 1, alignCorners ? 1 : 0, $0) }
+        return try produce { ct_interpolate(x.handle, Int32(n), s, mode.rawValue, alignCorners ? 1 : 0, $0) }
     }
 
     public enum GridPadding: Int32, Sendable { case zeros = 0, border = 1, reflection = 2 }
@@ -78,7 +83,7 @@ public enum F {
     /// x indexing W. As torch.nn.functional.grid_sample.
     public static func gridSample(_ x: Tensor, grid: Tensor, mode: InterpolationMode = .linear,
                                   padding: GridPadding = .zeros, alignCorners: Bool = false) throws -> Tensor {
-        try produce { ct_grid_sample(x.handle, grid.handle, mode == .nearest ? 1 : 0, padding.rawValue, alignCorners ? 1 : 0, $0) }
+        try produce { ct_grid_sample(x.handle, grid.handle, mode.rawValue, padding.rawValue, alignCorners ? 1 : 0, $0) }
     }
 
     /// The sampling grid of an affine `theta` (N, 3, 4) for an output of `size` (N, C, D, H, W).

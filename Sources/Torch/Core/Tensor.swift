@@ -9,17 +9,51 @@ import CTorch
 public final class Tensor: @unchecked Sendable {
     let handle: ct_tensor
 
+    /// Takes ownership of a handle the shim produced. Use `Tensor.adopt` for results of libtorch
+    /// operations: it also checks that the dtype is one Concord knows.
     init(owning handle: ct_tensor) { self.handle = handle }
     deinit { ct_free(handle) }
 
+    /// Wraps a handle from the shim, refusing (and freeing) a tensor whose dtype code is not one of
+    /// `DType`'s: every `Tensor` in Swift has a known dtype, so `dtype` never has to guess.
+    static func adopt(_ handle: ct_tensor) throws -> Tensor {
+        var code: Int32 = 0
+        if let err = ct_dtype(handle, &code) {
+            ct_free(handle)
+            try check(err)
+        }
+        guard DType(rawValue: code) != nil else {
+            ct_free(handle)
+            throw TorchError("libtorch produced a tensor of dtype code \(code), which Concord does not support "
+                             + "(supported: \(DType.allCases.map { "\($0)" }.joined(separator: ", ")))")
+        }
+        return Tensor(owning: handle)
+    }
+
+    /// Reads metadata through the shim. A `Tensor` always holds a valid handle, so these getters
+    /// cannot fail; if one ever does, the broken invariant stops the process with the shim's message
+    /// instead of returning a made-up value.
+    @inline(__always)
+    func metadata(_ name: String, _ body: () -> ct_error?) {
+        if let err = body() {
+            let message = String(cString: err)
+            ct_error_free(err)
+            preconditionFailure("Tensor.\(name): \(message)")
+        }
+    }
+
     // MARK: metadata
 
-    public var rank: Int { Int(ct_ndim(handle)) }
+    public var rank: Int {
+        var n: Int32 = 0
+        metadata("rank") { ct_ndim(handle, &n) }
+        return Int(n)
+    }
 
     public var shape: [Int] {
         let n = rank
         var dims = [Int64](repeating: 0, count: n)
-        dims.withUnsafeMutableBufferPointer { ct_shape(handle, $0.baseAddress) }
+        dims.withUnsafeMutableBufferPointer { buffer in metadata("shape") { ct_shape(handle, buffer.baseAddress, Int32(n)) } }
         return dims.map(Int.init)
     }
 
@@ -29,9 +63,25 @@ public final class Tensor: @unchecked Sendable {
         return s[dim < 0 ? dim + s.count : dim]
     }
 
-    public var count: Int { Int(ct_numel(handle)) }
-    public var dtype: DType { DType(rawValue: ct_dtype(handle)) ?? .float32 }
-    public var device: Device { ct_device_type(handle) == 1 ? .cuda(Int(ct_device_index(handle))) : .cpu }
+    public var count: Int {
+        var n: Int64 = 0
+        metadata("count") { ct_numel(handle, &n) }
+        return Int(n)
+    }
+
+    /// Known by construction: `Tensor.adopt` refuses tensors of other dtypes.
+    public var dtype: DType {
+        var code: Int32 = 0
+        metadata("dtype") { ct_dtype(handle, &code) }
+        guard let dtype = DType(rawValue: code) else { preconditionFailure("Tensor.dtype: unknown dtype code \(code)") }
+        return dtype
+    }
+
+    public var device: Device {
+        var type: Int32 = 0, index: Int32 = 0
+        metadata("device") { ct_device(handle, &type, &index) }
+        return type == 1 ? .cuda(Int(index)) : .cpu
+    }
 
     // MARK: creation
 
@@ -44,7 +94,7 @@ public final class Tensor: @unchecked Sendable {
         let dims = shape.map(Int64.init)
         var out: ct_tensor?
         try values.withUnsafeBytes { raw in
-            try check(ct_from_data(raw.baseAddress, T.dtype.rawValue, dims, Int32(dims.count), &out))
+            try check(ct_from_data(raw.baseAddress, raw.count, T.dtype.rawValue, dims, Int32(dims.count), &out))
         }
         guard let out else { throw TorchError("libtorch returned no tensor") }
         self.init(owning: out)
@@ -105,17 +155,32 @@ public final class Tensor: @unchecked Sendable {
 
     public func to(_ dtype: DType) throws -> Tensor {
         let (dev, index) = device.code
-        return try produce { ct_to(handle, dtype.rawValue, dev, index, $0) }
+        return try produce { ct_to(handle, dtype.rawValue, dev, index, 0, $0) }
     }
 
-    public func to(_ device: Device) throws -> Tensor {
+    /// The same values with another element type (as `to(_:)`; reads better at call sites).
+    public func to(dtype: DType) throws -> Tensor { try to(dtype) }
+
+    /// A copy on `device`. With `nonBlocking`, a copy from pinned host memory to CUDA returns
+    /// before it completes (ordered on the current stream, so later CUDA work sees the values).
+    public func to(_ device: Device, nonBlocking: Bool = false) throws -> Tensor {
         let (dev, index) = device.code
-        return try produce { ct_to(handle, dtype.rawValue, dev, index, $0) }
+        return try produce { ct_to(handle, dtype.rawValue, dev, index, nonBlocking ? 1 : 0, $0) }
     }
 
-    public func to(_ device: Device, dtype: DType) throws -> Tensor {
+    public func to(_ device: Device, dtype: DType, nonBlocking: Bool = false) throws -> Tensor {
         let (dev, index) = device.code
-        return try produce { ct_to(handle, dtype.rawValue, dev, index, $0) }
+        return try produce { ct_to(handle, dtype.rawValue, dev, index, nonBlocking ? 1 : 0, $0) }
+    }
+
+    /// A copy in page-locked host memory, for non-blocking copies to CUDA. Needs CUDA.
+    public func pinMemory() throws -> Tensor { try produce { ct_pin_memory(handle, $0) } }
+
+    /// Whether this is a CPU tensor in page-locked memory.
+    public var isPinned: Bool {
+        var flag: Int32 = 0
+        metadata("isPinned") { ct_is_pinned(handle, &flag) }
+        return flag != 0
     }
 
     /// The values in C order, converted to `T` (and copied to the CPU) when needed.
@@ -141,7 +206,7 @@ public final class Tensor: @unchecked Sendable {
             throw TorchError("\(bytes.count) bytes cannot hold a \(dtype) tensor of shape \(shape) (\(expected) bytes)")
         }
         let dims = shape.map(Int64.init)
-        return try produce { ct_from_data(bytes.baseAddress, dtype.rawValue, dims, Int32(dims.count), $0) }
+        return try produce { ct_from_data(bytes.baseAddress, bytes.count, dtype.rawValue, dims, Int32(dims.count), $0) }
     }
 
     /// The single value of a one-element tensor.
@@ -154,6 +219,18 @@ public final class Tensor: @unchecked Sendable {
     public func float() throws -> Float { Float(try item()) }
 
     public func contiguous() throws -> Tensor { try produce { ct_contiguous(handle, $0) } }
+
+    /// The same values laid out in `memoryFormat` (a copy unless already so laid out). Shape and
+    /// indexing are unchanged; only the strides differ.
+    public func contiguous(memoryFormat: MemoryFormat) throws -> Tensor {
+        try produce { ct_contiguous_format(handle, memoryFormat.code, $0) }
+    }
+
+    public func isContiguous(memoryFormat: MemoryFormat) throws -> Bool {
+        var flag: Int32 = 0
+        try check(ct_is_contiguous_format(handle, memoryFormat.code, &flag))
+        return flag != 0
+    }
     /// A copy with its own storage (still part of the autograd graph).
     public func clone() throws -> Tensor { try produce { ct_clone(handle, $0) } }
 }

@@ -25,5 +25,5 @@ func produce(_ body: (UnsafeMutablePointer<ct_tensor?>) -> ct_error?) throws -> 
     var out: ct_tensor?
     try check(body(&out))
     guard let out else { throw TorchError("libtorch returned no tensor") }
-    return Tensor(owning: out)
+    return try Tensor.adopt(out)
 }

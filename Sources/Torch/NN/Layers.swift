@@ -14,7 +14,7 @@ func defaultInit(weightShape: [Int], fanIn: Int, bias: Bool) throws -> (Paramete
     return (w, b)
 }
 
-public final class Linear: Module, Layer {
+public final class Linear: Module, Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter?
 
@@ -27,7 +27,7 @@ public final class Linear: Module, Layer {
 }
 
 /// Convolution of spatial rank 1-3 (`Conv3d`, `Conv2d` are this with rank fixed).
-public class ConvNd: Module, Layer {
+public class ConvNd: Module, Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter?
     public let stride: [Int], padding: [Int], dilation: [Int], groups: Int
@@ -49,7 +49,7 @@ public class ConvNd: Module, Layer {
     }
 }
 
-public final class Conv3d: ConvNd {
+public final class Conv3d: ConvNd, @unchecked Sendable {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int = 3, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, groups: Int = 1, bias: Bool = true) throws {
         try super.init(rank: 3, inChannels: inChannels, outChannels: outChannels, kernelSize: [kernelSize], stride: [stride],
@@ -57,7 +57,7 @@ public final class Conv3d: ConvNd {
     }
 }
 
-public final class Conv2d: ConvNd {
+public final class Conv2d: ConvNd, @unchecked Sendable {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int = 3, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, groups: Int = 1, bias: Bool = true) throws {
         try super.init(rank: 2, inChannels: inChannels, outChannels: outChannels, kernelSize: [kernelSize], stride: [stride],
@@ -66,7 +66,7 @@ public final class Conv2d: ConvNd {
 }
 
 /// Transposed convolution; weight shape (C_in, C_out / groups, k...) as in PyTorch.
-public class ConvTransposeNd: Module, Layer {
+public class ConvTransposeNd: Module, Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter?
     public let stride: [Int], padding: [Int], outputPadding: [Int], groups: Int
@@ -92,14 +92,14 @@ public class ConvTransposeNd: Module, Layer {
     }
 }
 
-public final class ConvTranspose3d: ConvTransposeNd {
+public final class ConvTranspose3d: ConvTransposeNd, @unchecked Sendable {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int = 2, stride: Int = 2, padding: Int = 0, bias: Bool = true) throws {
         try super.init(rank: 3, inChannels: inChannels, outChannels: outChannels, kernelSize: [kernelSize],
                        stride: [stride], padding: [padding], bias: bias)
     }
 }
 
-public final class ConvTranspose2d: ConvTransposeNd {
+public final class ConvTranspose2d: ConvTransposeNd, @unchecked Sendable {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int = 2, stride: Int = 2, padding: Int = 0, bias: Bool = true) throws {
         try super.init(rank: 2, inChannels: inChannels, outChannels: outChannels, kernelSize: [kernelSize],
                        stride: [stride], padding: [padding], bias: bias)
@@ -107,7 +107,7 @@ public final class ConvTranspose2d: ConvTransposeNd {
 }
 
 /// Batch normalisation for any spatial rank (BatchNorm1d/2d/3d), with PyTorch's buffers.
-public final class BatchNorm: Module, Layer {
+public final class BatchNorm: Module, Layer, @unchecked Sendable {
     public let weight: Parameter?
     public let bias: Parameter?
     public let running_mean: Buffer
@@ -134,7 +134,7 @@ public final class BatchNorm: Module, Layer {
 
 /// Instance normalisation (per sample and channel statistics, no running stats), as
 /// nn.InstanceNorm3d(affine: true) which nnU-Net uses.
-public final class InstanceNorm: Module, Layer {
+public final class InstanceNorm: Module, Layer, @unchecked Sendable {
     public let weight: Parameter?
     public let bias: Parameter?
     public let eps: Double
@@ -149,7 +149,7 @@ public final class InstanceNorm: Module, Layer {
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try F.instanceNorm(x, weight: weight?.value, bias: bias?.value, eps: eps) }
 }
 
-public final class GroupNorm: Module, Layer {
+public final class GroupNorm: Module, Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter
     public let groups: Int, eps: Double
@@ -165,7 +165,7 @@ public final class GroupNorm: Module, Layer {
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try F.groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps) }
 }
 
-public final class LayerNorm: Module, Layer {
+public final class LayerNorm: Module, Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter
     public let shape: [Int], eps: Double
@@ -182,30 +182,30 @@ public final class LayerNorm: Module, Layer {
     }
 }
 
-public final class Dropout: Module, Layer {
+public final class Dropout: Module, Layer, @unchecked Sendable {
     public let p: Double
     public init(p: Double = 0.5) { self.p = p; super.init() }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { p == 0 ? x : try F.dropout(x, p: p, training: isTraining) }
 }
 
-public final class LeakyReLU: Module, Layer {
+public final class LeakyReLU: Module, Layer, @unchecked Sendable {
     public let slope: Double
     public init(slope: Double = 0.01) { self.slope = slope; super.init() }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try F.leakyRelu(x, slope: slope) }
 }
 
-public final class ReLU: Module, Layer {
+public final class ReLU: Module, Layer, @unchecked Sendable {
     public override init() { super.init() }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try F.relu(x) }
 }
 
-public final class GELU: Module, Layer {
+public final class GELU: Module, Layer, @unchecked Sendable {
     public override init() { super.init() }
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try F.gelu(x) }
 }
 
 /// Layers applied in order; parameters are named "0.weight", "1.bias", ... as nn.Sequential.
-public final class Sequential: Module, Layer {
+public final class Sequential: Module, Layer, @unchecked Sendable {
     public let layers: [any Layer]
 
     public init(_ layers: [any Layer]) { self.layers = layers; super.init() }

@@ -13,7 +13,7 @@ public final class Parameter: @unchecked Sendable {
         try value.requiresGrad(!frozen)
     }
 
-    public var grad: Tensor? { value.grad }
+    public var grad: Tensor? { get throws { try value.grad } }
 }
 
 /// A non-trainable tensor saved with the module (BatchNorm's running statistics).

@@ -34,7 +34,7 @@ public final class Adam: Optimizer {
         let bias1 = 1 - Foundation.pow(beta1, t), bias2 = 1 - Foundation.pow(beta2, t)
         try withNoGrad {
             for (i, p) in parameters.enumerated() {
-                guard !p.isFrozen, var g = p.grad else { continue }
+                guard !p.isFrozen, var g = try p.grad else { continue }
                 if weightDecay != 0 {
                     if decoupledWeightDecay { try p.value.mul_(1 - learningRate * weightDecay) } else { g = try g + p.value * weightDecay }
                 }

@@ -19,7 +19,7 @@ extension Optimizer {
 @discardableResult
 public func clipGradNorm(_ parameters: [Parameter], maxNorm: Double) throws -> Double {
     try withNoGrad {
-        let grads = parameters.compactMap(\.grad)
+        let grads = try parameters.compactMap { try $0.grad }
         guard !grads.isEmpty else { return 0 }
         var total = 0.0
         for g in grads { total += try g.square().sum().item() }

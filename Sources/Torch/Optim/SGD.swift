@@ -21,7 +21,7 @@ public final class SGD: Optimizer {
     public func step() throws {
         try withNoGrad {
             for (i, p) in parameters.enumerated() {
-                guard !p.isFrozen, var g = p.grad else { continue }
+                guard !p.isFrozen, var g = try p.grad else { continue }
                 if weightDecay != 0 { g = try g + p.value * weightDecay }
                 if momentum != 0 {
                     if let b = momentumBuffers[i] {

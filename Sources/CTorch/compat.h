@@ -1,0 +1,110 @@
+// The one place where CTorch's C++ depends on the libtorch version. Every other file of the shim
+// uses only what this header provides (or API that is identical in every supported version):
+// Debian's libtorch 1.13 and PyPI's torch 2.x wheels (2.11 and 2.15 are built and tested).
+// Internal to the target (not part of the public include/ folder).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/Allocator.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <stdexcept>
+#include <string>
+
+#if !defined(TORCH_VERSION_MAJOR)
+#error "CTorch: libtorch's torch/version.h defines no TORCH_VERSION_MAJOR"
+#endif
+
+#define CT_TORCH_AT_LEAST(major, minor) \
+    (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// The device-generic allocator statistics (at::accelerator::getDeviceStats) are used from 2.11,
+// the oldest 2.x built and tested here; older libtorch reports them as unavailable.
+#define CT_HAS_DEVICE_STATS CT_TORCH_AT_LEAST(2, 11)
+#if CT_HAS_DEVICE_STATS
+#include <ATen/DeviceAccelerator.h>
+#endif
+
+namespace ctorch_compat {
+
+// c10::Allocator::allocate is const in 1.x and non-const from 2.0 on (where copy_data is also
+// pure virtual). CT_ALLOCATE_QUALIFIER goes between `allocate(size_t n)` and `override`.
+#if TORCH_VERSION_MAJOR >= 2
+#define CT_ALLOCATE_QUALIFIER
+#define CT_ALLOCATOR_HAS_COPY_DATA 1
+#else
+#define CT_ALLOCATE_QUALIFIER const
+#define CT_ALLOCATOR_HAS_COPY_DATA 0
+#endif
+
+// ---- autocast: one flag and one dtype per device type (2.x), separate CPU/GPU functions (1.x) ----
+inline bool autocast_enabled(c10::DeviceType device) {
+#if CT_TORCH_AT_LEAST(2, 4)
+    return at::autocast::is_autocast_enabled(device);
+#else
+    return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+inline void set_autocast_enabled(c10::DeviceType device, bool enabled) {
+#if CT_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(device, enabled);
+#else
+    if (device == c10::DeviceType::CUDA) at::autocast::set_enabled(enabled);
+    else at::autocast::set_cpu_enabled(enabled);
+#endif
+}
+
+inline at::ScalarType autocast_dtype(c10::DeviceType device) {
+#if CT_TORCH_AT_LEAST(2, 4)
+    return at::autocast::get_autocast_dtype(device);
+#else
+    return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+inline void set_autocast_dtype(c10::DeviceType device, at::ScalarType dtype) {
+#if CT_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_dtype(device, dtype);
+#else
+    if (device == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(dtype);
+    else at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+// ---- CUDA device services that libtorch reaches without linking libtorch_cuda ----
+inline void synchronize_cuda(c10::DeviceIndex index) { at::detail::getCUDAHooks().deviceSynchronize(index); }
+
+struct DeviceMemory {
+    int64_t allocated = 0, peak_allocated = 0, reserved = 0, peak_reserved = 0;
+};
+
+// The CUDA caching allocator's statistics (aggregate over pools) for one device.
+inline DeviceMemory cuda_memory(c10::DeviceIndex index) {
+#if CT_HAS_DEVICE_STATS
+    auto stats = at::accelerator::getDeviceStats(index);
+    constexpr size_t all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    DeviceMemory m;
+    m.allocated = stats.allocated_bytes[all].current;
+    m.peak_allocated = stats.allocated_bytes[all].peak;
+    m.reserved = stats.reserved_bytes[all].current;
+    m.peak_reserved = stats.reserved_bytes[all].peak;
+    return m;
+#else
+    (void)index;
+    throw std::runtime_error("CUDA memory statistics need libtorch 2.11 or newer (this is " TORCH_VERSION ")");
+#endif
+}
+
+inline void cuda_reset_peak(c10::DeviceIndex index) {
+#if CT_HAS_DEVICE_STATS
+    at::accelerator::resetPeakStats(index);
+#else
+    (void)index;
+    throw std::runtime_error("CUDA memory statistics need libtorch 2.11 or newer (this is " TORCH_VERSION ")");
+#endif
+}
+
+}  // namespace ctorch_compat
