@@ -96,10 +96,12 @@ public final class BatchPrefetcher: @unchecked Sendable {
     var nextToBuild: Int
     let end: Int
     let depth: Int
+    /// Pin each batch (page-locked memory) as it is built, for asynchronous copies to a GPU.
+    let pinMemory: Bool
     var stopped = false
 
-    public init(source: BatchSource, from start: Int, to end: Int, depth: Int = 2) {
-        self.source = source; self.nextToBuild = start; self.end = end; self.depth = depth
+    public init(source: BatchSource, from start: Int, to end: Int, depth: Int = 2, pinMemory: Bool = false) {
+        self.source = source; self.nextToBuild = start; self.end = end; self.depth = depth; self.pinMemory = pinMemory
         queue.async { [weak self] in self?.produce() }
     }
 
@@ -111,7 +113,10 @@ public final class BatchPrefetcher: @unchecked Sendable {
             let i = nextToBuild
             nextToBuild += 1
             lock.unlock()
-            let result = Result { try source.batch(iteration: i) }
+            let result = Result { () throws -> TrainingBatch in
+                let batch = try source.batch(iteration: i)
+                return pinMemory ? try batch.pinned() : batch
+            }
             lock.lock()
             ready[i] = result
             lock.broadcast()

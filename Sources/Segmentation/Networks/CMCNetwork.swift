@@ -41,7 +41,9 @@ public struct CMCOutput {
 /// with `sharedEncoder`, only `encoders.0`). With the ViT encoder (`unet.encoder: vit`) each
 /// modality has its own ViT-3D (`encoders.0.vit.blocks.0...`) whose projected bottleneck is what
 /// MIA, the fusion and L_CSC see; deep supervision adds `decoders.m.auxiliary_heads.k`.
-public final class CMCNetwork: Module {
+public final class CMCNetwork: Module, MixedPrecisionNetwork {
+    /// Autocast policy of the forward pass (`MixedPrecision`); nil = float32.
+    public var mixedPrecision: MixedPrecision?
     public let encoders: [any FeatureEncoder]
     public let attention: [ModalityChannelAttention]
     public let fusion: Sequential
@@ -77,6 +79,14 @@ public final class CMCNetwork: Module {
     /// With `auxiliary` (and deep supervision in the config) the decoders' auxiliary logits are
     /// returned too (training); prediction leaves it off.
     public func callAsFunction(_ inputs: [Tensor?], auxiliary: Bool = false) throws -> CMCOutput {
+        try forwardInPrecision({ try forward(inputs, auxiliary: auxiliary) }, widen: { out in
+            CMCOutput(logits: try out.logits.map { try $0?.widenedToFloat32() },
+                      bottlenecks: try out.bottlenecks.map { try $0?.widenedToFloat32() },
+                      auxiliaryLogits: try out.auxiliaryLogits.map { try $0.map { try $0.widenedToFloat32() } })
+        })
+    }
+
+    func forward(_ inputs: [Tensor?], auxiliary: Bool) throws -> CMCOutput {
         guard inputs.count == config.modalities else {
             throw TorchError("CMC built for \(config.modalities) modalities got \(inputs.count) inputs")
         }

@@ -198,10 +198,12 @@ public final class UNetDecoder: Module {
 /// A plain U-Net (encoder + decoder), the network of the supervised, mean-teacher and Semi-CML
 /// methods. Parameter paths: `encoder.stages.0.conv1.conv.weight`, ..., `decoder.head.weight`
 /// (with the ViT encoder: `encoder.vit.blocks.0...`, `encoder.stem...`, `encoder.projections...`).
-public final class UNet: Module, Layer {
+public final class UNet: Module, Layer, MixedPrecisionNetwork {
     public let encoder: any FeatureEncoder
     public let decoder: UNetDecoder
     public let config: UNetConfig
+    /// Autocast policy of the forward pass (`MixedPrecision`); nil = float32.
+    public var mixedPrecision: MixedPrecision?
 
     public init(inChannels: Int, numClasses: Int, config: UNetConfig = UNetConfig()) throws {
         encoder = try makeEncoder(inChannels: inChannels, config: config)
@@ -223,10 +225,12 @@ public final class UNet: Module, Layer {
     /// Full-resolution logits, then the deep-supervision outputs (finest first) when they are on:
     /// what the supervised loss of a training step reads. `callAsFunction` is the first entry.
     public func outputs(_ x: Tensor, auxiliary: Bool = true) throws -> [Tensor] {
-        if config.rank == 2 && x.rank == 5 {
-            guard x.size(2) == 1 else { throw TorchError("a 2D U-Net takes slices: depth must be 1, got \(x.shape)") }
-            return try decoder.outputs(encoder(x.squeeze(dim: 2)), auxiliary: auxiliary).map { try $0.unsqueeze(dim: 2) }
-        }
-        return try decoder.outputs(encoder(x), auxiliary: auxiliary)
+        try forwardInPrecision({
+            if config.rank == 2 && x.rank == 5 {
+                guard x.size(2) == 1 else { throw TorchError("a 2D U-Net takes slices: depth must be 1, got \(x.shape)") }
+                return try decoder.outputs(encoder(x.squeeze(dim: 2)), auxiliary: auxiliary).map { try $0.unsqueeze(dim: 2) }
+            }
+            return try decoder.outputs(encoder(x), auxiliary: auxiliary)
+        }, widen: { try $0.map { try $0.widenedToFloat32() } })
     }
 }

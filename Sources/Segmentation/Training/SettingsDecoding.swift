@@ -123,7 +123,9 @@ public enum DeviceSetting: Codable, Sendable, Equatable, CustomStringConvertible
         case .cpu: return .cpu
         case .auto: return Runtime.cudaAvailable ? .cuda(0) : .cpu
         case .cuda(let i):
-            guard Runtime.cudaAvailable else { throw SegmentationError.unavailableDevice("device \(self) requested but this libtorch has no CUDA") }
+            guard Runtime.cudaAvailable else {
+                throw SegmentationError.unavailableDevice("device \(self) requested but CUDA is not available: \(Runtime.cudaStatus)")
+            }
             return .cuda(i ?? 0)
         }
     }

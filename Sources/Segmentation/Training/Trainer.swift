@@ -50,6 +50,11 @@ public final class Trainer {
     let schedule: LearningRateSchedule
     let inference: SlidingWindowInference
     let device: Device
+    /// The networks' autocast policy (nil = fp32) and, for fp16, the loss scaler.
+    let precision: MixedPrecision?
+    let scaler: GradScaler?
+    /// Optimizer steps skipped by the loss scaler (inf/NaN gradients), for the log.
+    var skippedSteps = 0
     let output: (String) -> Void
     var bestDice = -1.0
     var bestIteration = 0
@@ -76,11 +81,32 @@ public final class Trainer {
                    + (config.unet.vit.freezePretrained ? "backbone frozen" : "all trainable"))
         }
         try method.model.to(device)
+        precision = try config.precision.policy(on: device)
+        scaler = config.lossScaling.enabled(for: config.precision) ? try GradScaler(initialScale: config.initialLossScale) : nil
+        try Trainer.configureBackends(config, device: device, model: method.model, output: output)
+        method.model.setMixedPrecision(precision)
         optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
         schedule = config.learningRateSchedule()
         inference = SlidingWindowInference(patch: config.volumePatch, overlap: config.overlap, windowBatch: config.windowBatch, device: device)
         try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
         if resume { try restore() }
+    }
+
+    /// Memory layout and the backend switches, once per run; says what applies on this device.
+    static func configureBackends(_ config: TrainingConfig, device: Device, model: Module, output: (String) -> Void) throws {
+        if config.channelsLast { try model.convert(to: config.unet.rank == 3 ? .channelsLast3d : .channelsLast) }
+        if case .cuda = device {
+            try Runtime.setCuDNNBenchmark(config.cudnnBenchmark)
+            try Runtime.setTF32(config.tf32)
+        } else if config.tf32 {
+            throw SegmentationError.config("tf32 applies to CUDA devices only; this run is on \(device)")
+        }
+        if config.deterministic { try Runtime.setDeterministic(true) }
+        var notes = ["precision \(config.precision.rawValue)"]
+        if config.channelsLast { notes.append("channels-last") }
+        if case .cuda = device { notes.append("cuDNN benchmark \(config.cudnnBenchmark ? "on" : "off"), TF32 \(config.tf32 ? "on" : "off")") }
+        if config.deterministic { notes.append("deterministic algorithms") }
+        output("device \(device): " + notes.joined(separator: ", "))
     }
 
     static func makeOptimizer(_ config: TrainingConfig, _ parameters: [Parameter]) throws -> Optimizer {
@@ -101,6 +127,10 @@ public final class Trainer {
             guard meta[key] == nil else { throw SegmentationError.invalidMethod("method \(method.name): checkpoint metadata key '\(key)' is the trainer's") }
             meta[key] = value
         }
+        if let scaler {
+            // The loss scale and its growth counter: a resumed fp16 run scales exactly as before.
+            meta["grad_scaler"] = String(decoding: try JSONEncoder().encode(scaler.state), as: UTF8.self)
+        }
         return Checkpoint(model: try method.model.stateDict(), optimizer: try optimizer.stateTensors(), extra: state.tensors, metadata: meta)
     }
 
@@ -116,6 +146,12 @@ public final class Trainer {
         try method.restore(from: ck.methodState)
         try rebuildOptimizerIfParametersChanged()
         try optimizer.loadState(ck.optimizerDictionary)
+        if let scaler {
+            guard let text = ck.metadata["grad_scaler"] else {
+                throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume with precision fp16: the checkpoint has no loss-scaler state (it was written by a run in another precision)")
+            }
+            try scaler.load(JSONDecoder().decode(GradScaler.State.self, from: Data(text.utf8)))
+        }
         startIteration = ck.iteration
         bestDice = Double(ck.metadata["best_dice"] ?? "") ?? -1
         bestIteration = Int(ck.metadata["best_iteration"] ?? "") ?? 0
@@ -146,7 +182,10 @@ public final class Trainer {
                                      labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
                                      sampler: PatchSampler(patch: config.volumePatch, foregroundFraction: config.foregroundFraction),
                                      augmentation: augmentation, seed: config.seed)
-        let prefetcher = BatchPrefetcher(source: source, from: startIteration, to: config.iterations)
+        let onGPU = device != .cpu
+        let prefetcher = BatchPrefetcher(source: source, from: startIteration, to: config.iterations, pinMemory: onGPU)
+        let batchFormat: MemoryFormat? = config.channelsLast ? (config.unet.rank == 3 ? .channelsLast3d : .channelsLast) : nil
+        try Runtime.resetPeakMemory(on: device)
         defer { prefetcher.stop() }
         InterruptFlag.shared.install()
         method.model.train()
@@ -174,16 +213,27 @@ public final class Trainer {
             }
             try method.willStartIteration(iteration, context: self)
             try rebuildOptimizerIfParametersChanged()
+            if precision != nil { method.model.setMixedPrecision(precision) }   // networks a hook created
             // Re-seed per iteration: dropout and noise depend only on (seed, iteration).
             try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration))
-            let batch = try prefetcher.batch(iteration: iteration).to(device)
+            let batch = try prefetcher.batch(iteration: iteration).to(device, nonBlocking: onGPU, memoryFormat: batchFormat)
             let progress = TrainingProgress(step: iteration, totalSteps: config.iterations)
             optimizer.learningRate = schedule.rate(at: iteration)
             try optimizer.zeroGrad()
             let terms = try method.losses(batch, progress: progress)
-            try terms.total.backward()
-            if config.gradientClip > 0 { try clipGradNorm(optimizer.parameters, maxNorm: config.gradientClip) }
-            try optimizer.step()
+            if let scaler {
+                try scaler.scale(terms.total).backward()
+                // Clip the true gradients: unscale first (a no-op for the check in step).
+                if config.gradientClip > 0, try !scaler.unscale(optimizer.parameters) {
+                    try clipGradNorm(optimizer.parameters, maxNorm: config.gradientClip)
+                }
+                if try !scaler.step(optimizer) { skippedSteps += 1 }
+                try scaler.update()
+            } else {
+                try terms.total.backward()
+                if config.gradientClip > 0 { try clipGradNorm(optimizer.parameters, maxNorm: config.gradientClip) }
+                try optimizer.step()
+            }
             try method.afterOptimizerStep(progress: progress)
             iteration += 1
             windowIterations += 1
@@ -193,13 +243,17 @@ public final class Trainer {
                     throw SegmentationError.nonFiniteLoss(iteration: iteration, terms: values.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
                 }
                 let elapsed = Date().timeIntervalSince(start)
-                log.train(iteration: iteration, lr: optimizer.learningRate, elapsed: elapsed, losses: values)
+                let peakMB = Double(try Runtime.memory(on: device).peak) / 1_048_576
+                var extra: [String: Any] = ["peak_memory_mb": peakMB]
+                if let scaler { extra["loss_scale"] = scaler.scale; extra["skipped_steps"] = skippedSteps }
+                log.train(iteration: iteration, lr: optimizer.learningRate, elapsed: elapsed, losses: values, extra: extra)
                 let rate = Double(windowIterations) / Swift.max(Date().timeIntervalSince(windowStart), 1e-9)
                 windowStart = Date(); windowIterations = 0
                 let eta = Double(config.iterations - iteration) / Swift.max(rate, 1e-9)
                 let text = values.map { String(format: "%@ %.4f", $0.0, $0.1) }.joined(separator: "  ")
-                output(String(format: "it %d/%d  %@  lr %.2e  %.2f it/s  ETA %@", iteration, config.iterations, text,
-                              optimizer.learningRate, rate, formatDuration(eta)))
+                let scaling = scaler.map { String(format: "  scale %.0f (%d skipped)", $0.scale, skippedSteps) } ?? ""
+                output(String(format: "it %d/%d  %@  lr %.2e  %.2f it/s  peak %.0f MB%@  ETA %@", iteration, config.iterations, text,
+                              optimizer.learningRate, rate, peakMB, scaling, formatDuration(eta)))
             }
             if iteration % config.validationInterval == 0 || iteration == config.iterations {
                 try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(start))

@@ -35,6 +35,26 @@ public struct SharedTrainingSettings: Codable, Sendable {
     /// Whether the Dice term of the supervised loss averages over the background class too (MONAI's
     /// and the public CMC code's default) or over the foreground classes only (nnU-Net's).
     public var diceIncludeBackground: Bool = true
+    /// Arithmetic of the networks' forward passes in training and prediction: fp32, bf16 (CPU and
+    /// CUDA) or fp16 (CUDA, with dynamic loss scaling). Losses stay float32 (`MixedPrecision`).
+    public var precision: PrecisionSetting = .fp32
+    /// Convolution weights and activations in channels-last layout (NDHWC): faster convolutions
+    /// with oneDNN/cuDNN on some machines; the numbers are the same up to float rounding order.
+    public var channelsLast: Bool = false
+    /// Dynamic loss scaling (`GradScaler`): auto = on exactly when precision is fp16; dynamic =
+    /// always (harmless in fp32/bf16, where gradients do not underflow); none = never (fp16 then
+    /// risks zero gradients).
+    public var lossScaling: LossScalingSetting = .auto
+    /// The loss scale a run starts from (PyTorch's default 2^16).
+    public var initialLossScale: Double = 65536
+    /// CUDA only: let cuDNN time its algorithms for the patch size and keep the fastest (on the
+    /// CPU there is no cuDNN and training says so when it starts).
+    public var cudnnBenchmark: Bool = true
+    /// CUDA only: TensorFloat-32 matmuls and convolutions in fp32 mode (Ampere and newer).
+    public var tf32: Bool = false
+    /// Deterministic algorithms only (libtorch refuses ops that have none): a rerun on the same
+    /// machine gives the same numbers, at some cost in speed on GPUs.
+    public var deterministic: Bool = false
 
     public init() {}
 }

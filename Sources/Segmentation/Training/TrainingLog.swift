@@ -24,9 +24,11 @@ public final class TrainingLog {
         handle.write(data + Data("\n".utf8))
     }
 
-    public func train(iteration: Int, lr: Double, elapsed: Double, losses: [(String, Double)]) {
-        write(["kind": "train", "iteration": iteration, "lr": lr, "elapsed_s": elapsed,
-               "losses": Dictionary(losses.map { ($0.0, $0.1.isFinite ? $0.1 : -1) }, uniquingKeysWith: { a, _ in a })])
+    public func train(iteration: Int, lr: Double, elapsed: Double, losses: [(String, Double)], extra: [String: Any] = [:]) {
+        var line: [String: Any] = ["kind": "train", "iteration": iteration, "lr": lr, "elapsed_s": elapsed,
+                                   "losses": Dictionary(losses.map { ($0.0, $0.1.isFinite ? $0.1 : -1) }, uniquingKeysWith: { a, _ in a })]
+        for (k, v) in extra { line[k] = v }
+        write(line)
     }
 
     public func validation(iteration: Int, elapsed: Double, meanDice: Double, classDice: [Int: Double], extra: [String: Any] = [:]) {
