@@ -21,6 +21,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Extra unlabelled phantom cases.") var unlabeled = 20
     @Option(help: "Phantom in-plane size (voxels).") var size = 48
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Device: \(DeviceSetting.choices).") var device = "cpu"
+    @Option(help: "Precision of the networks: \(PrecisionSetting.choices).") var precision = "fp32"
 
     func run() throws {
         let start = Date()
@@ -33,6 +35,10 @@ struct Demo: ParsableCommand {
         demo.unlabeledCases = unlabeled
         demo.size = size
         demo.seed = seed
+        guard let deviceSetting = DeviceSetting(parsing: device) else { throw ValidationError("--device must be \(DeviceSetting.choices), got '\(device)'") }
+        guard let precisionSetting = PrecisionSetting(rawValue: precision) else { throw ValidationError("--precision must be \(PrecisionSetting.choices), got '\(precision)'") }
+        demo.config.device = deviceSetting
+        demo.config.precision = precisionSetting
         if size != 48 {
             let z = Swift.max(8, (size / 2) / 8 * 8), xy = Swift.max(8, size / 8 * 8)
             demo.config.patch = [z, xy, xy]

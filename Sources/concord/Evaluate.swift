@@ -35,6 +35,13 @@ struct Evaluate: ParsableCommand {
     @Option(help: "--run: seed of the simulated misalignment.") var seed: UInt64 = 0
     @Option(parsing: .upToNextOption, help: "--run: output heads by name, or 'all' (default: the method's final answer).") var head: [String] = []
     @Option(help: "Device for --run: \(DeviceSetting.choices).") var device = "cpu"
+    @Option(help: "Precision of the networks: \(PrecisionSetting.choices) (default: the run's own).") var precision: String?
+
+    func precisionOverride() throws -> PrecisionSetting? {
+        guard let precision else { return nil }
+        guard let value = PrecisionSetting(rawValue: precision) else { throw ValidationError("--precision must be \(PrecisionSetting.choices), got '\(precision)'") }
+        return value
+    }
     @Option(help: "Labels to evaluate, comma separated (default: every non-zero value in the references).") var labels: String?
     @Option(help: "Write the JSON report here.") var json: String?
     @Option(help: "Write the per case/class CSV here.") var csv: String?
@@ -76,7 +83,7 @@ struct Evaluate: ParsableCommand {
         }
         guard (misalignMm + misalignDeg).allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw ValidationError("misalignment levels must be >= 0") }
         let levels = misalignMm.indices.map { MisalignmentLevel(maxTranslationMM: misalignMm[$0], maxRotationDegrees: misalignDeg.isEmpty ? 0 : misalignDeg[$0]) }
-        let predictor = try Predictor(run: run, checkpoint: checkpoint, device: dev)
+        let predictor = try Predictor(run: run, checkpoint: checkpoint, device: dev, precision: try precisionOverride())
         let names = predictor.method.outputNames
         let heads: [Int] = try head == ["all"] ? Array(names.indices) : head.isEmpty ? [names.count - 1] : head.map { h in
             guard let i = names.firstIndex(of: h) else { throw ValidationError("--head \(h): this run's heads are \(names.joined(separator: ", ")) (or all)") }

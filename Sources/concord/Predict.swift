@@ -29,11 +29,19 @@ struct Predict: ParsableCommand {
     @Option(help: "Simulate misalignment: max rotation in degrees.") var misalignDeg: Double = 0
     @Option(help: "Seed of the simulated misalignment.") var seed: UInt64 = 0
     @Option(help: "Device: \(DeviceSetting.choices).") var device = "cpu"
+    @Option(help: "Precision of the networks: \(PrecisionSetting.choices) (default: the run's own).") var precision: String?
+
+    func precisionOverride() throws -> PrecisionSetting? {
+        guard let precision else { return nil }
+        guard let value = PrecisionSetting(rawValue: precision) else { throw ValidationError("--precision must be \(PrecisionSetting.choices), got '\(precision)'") }
+        return value
+    }
 
     func run() throws {
         guard let setting = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
         let dev = try setting.resolve()
-        let predictor = try Predictor(run: URL(fileURLWithPath: runFolder), checkpoint: checkpoint, overlap: overlap, flipTTA: tta, device: dev)
+        let predictor = try Predictor(run: URL(fileURLWithPath: runFolder), checkpoint: checkpoint, overlap: overlap, flipTTA: tta, device: dev,
+                                      precision: try precisionOverride())
         let names = predictor.description.modalityNames
         if let head {
             guard let index = predictor.method.outputNames.firstIndex(of: head) else {

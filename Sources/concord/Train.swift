@@ -13,7 +13,7 @@ struct Train: ParsableCommand {
         splits.json, log.jsonl (losses per iteration, validation Dice) and checkpoints/{last,best}.safetensors.
         Ctrl-C saves a checkpoint and stops; --resume continues bit-for-bit from the last checkpoint.
         Settings: defaults < --config FILE.yaml < command-line options. Choices in the config file:
-        optimizer \(OptimizerKind.choices); schedule \(LearningRateScheduleKind.choices); device \(DeviceSetting.choices).
+        optimizer \(OptimizerKind.choices); schedule \(LearningRateScheduleKind.choices); device \(DeviceSetting.choices); precision \(PrecisionSetting.choices).
         """
     )
 
@@ -27,6 +27,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "YAML file with settings (keys as in RUN/config.yaml).") var config: String?
     @Option(help: "Device: \(DeviceSetting.choices).") var device: String?
+    @Option(help: "Precision of the networks: \(PrecisionSetting.choices) (fp16: CUDA, with loss scaling).") var precision: String?
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
 
@@ -53,6 +54,10 @@ struct Train: ParsableCommand {
             if let patch { settings.patch = Array(repeating: patch, count: settings.unet.rank) }
             if let iterations { settings.iterations = iterations }
             if let seed { settings.seed = seed }
+            if let precision {
+                guard let parsed = PrecisionSetting(rawValue: precision) else { throw ValidationError("--precision \(precision): must be \(PrecisionSetting.choices)") }
+                settings.precision = parsed
+            }
             if let device {
                 guard let parsed = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
                 settings.device = parsed

@@ -83,7 +83,7 @@ public struct DemoPipeline {
         let summary = try trainer.train(deadline: timeBudget.map { Date().addingTimeInterval($0) })
 
         log("3/4 predicting the \(loaded.splits.test.count) test cases")
-        let predictor = try Predictor(run: run)
+        let predictor = try Predictor(run: run, device: try settings.device.resolve())
         let tests = loaded.splits.test.compactMap { loaded.layout.case(named: $0) }
         try predictor.predict(tests.map { CaseInput(name: $0.name, channels: $0.channels) }, out: predictions, log: log)
 

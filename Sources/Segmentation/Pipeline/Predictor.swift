@@ -13,7 +13,9 @@ public final class Predictor {
     /// Which output head to write: nil = the method's final answer (last head).
     public var head: Int?
 
-    public init(run: URL, checkpoint: String = "best", overlap: Double? = nil, flipTTA: Bool = false, device: Device = .cpu) throws {
+    /// `precision` nil predicts in the precision the run trained in.
+    public init(run: URL, checkpoint: String = "best", overlap: Double? = nil, flipTTA: Bool = false, device: Device = .cpu,
+                precision: PrecisionSetting? = nil) throws {
         self.run = run
         description = try RunDescription.read(from: run)
         method = try MethodRegistry.make(config: description.config, modalityNames: description.modalityNames,
@@ -24,6 +26,7 @@ public final class Predictor {
         try method.restore(from: ck.methodState)
         try method.model.loadStateDict(ck.modelDictionary)
         try method.model.to(device)
+        method.model.setMixedPrecision(try (precision ?? description.config.precision).policy(on: device))
         method.model.eval()
         inference = SlidingWindowInference(patch: description.config.volumePatch, overlap: overlap ?? description.config.overlap,
                                            windowBatch: description.config.windowBatch, flipTTA: flipTTA, device: device)
