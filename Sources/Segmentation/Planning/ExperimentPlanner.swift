@@ -259,9 +259,11 @@ public enum ExperimentPlanner {
         var chosen: (shape: Shape, batch: Int, bytes: Int, seconds: Double?, how: String)? = nil
         for s in shapes {
             let e = estimate(s, batch: 2)
-            // Skip without running what the estimate puts clearly over the budget (25 % margin).
-            if Double(e.bytes) > 1.25 * Double(budget.memoryBytes)
-                || (onCPU && budget.secondsPerIteration.map { e.seconds > 1.25 * $0 } ?? false) {
+            // Skip without running what the estimate puts clearly over the budget: memory with a
+            // 50 % margin (running it could exhaust the machine), time with 200 % (the scaling from
+            // a small candidate overestimates: fixed per-step costs do not grow with the patch).
+            if Double(e.bytes) > 1.5 * Double(budget.memoryBytes)
+                || (onCPU && budget.secondsPerIteration.map { e.seconds > 3 * $0 } ?? false) {
                 candidates.append(PlanCandidate(patch: s.patch, labeledBatch: 2, peakBytes: e.bytes, secondsPerIteration: onCPU ? e.seconds : nil,
                                                 how: "estimated", fits: false))
                 continue
