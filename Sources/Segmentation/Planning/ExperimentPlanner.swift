@@ -160,7 +160,7 @@ public enum ExperimentPlanner {
     }
 
     /// One candidate network for a patch wish: topology, rounded patch, widths.
-    struct Shape: Equatable {
+    struct Shape: Hashable {
         var patch: [Int]
         var strides: [[Int]]
         var kernels: [[Int]]
@@ -234,6 +234,7 @@ public enum ExperimentPlanner {
         var candidates: [PlanCandidate] = []
         // Calibration: the smallest candidate, measured on the CPU.
         var reference: (shape: Shape, batch: Int, m: StepMeasurement)? = nil
+        var timePoints: (Double, Double, Double, Double)? = nil
         func measure(_ s: Shape, batch: Int) throws -> StepMeasurement {
             let m = try PlanMeasurement.measure(config: config(s, batch: batch), modalityNames: modalityNames, numClasses: numClasses,
                                                 paired: paired, device: .cpu)
@@ -250,12 +251,30 @@ public enum ExperimentPlanner {
             let fixedRef = Double(r.m.parameters) * 16
             let scale = a.activations * Double(batch) / (b.activations * Double(r.batch))
             let bytes = fixed + Swift.max(0, Double(r.m.peakBytes) - fixedRef) * scale
-            return (Int(bytes), r.m.secondsPerIteration * a.flops * Double(batch) / (b.flops * Double(r.batch)))
+            // Time: fixed per-step cost + cost per multiply-add, fitted through the two
+            // calibration measurements (the smallest and a middle candidate) when there are two.
+            let work = a.flops * Double(batch)
+            if let (f1, t1, f2, t2) = timePoints, f2 > f1 {
+                let slope = Swift.max(0, (t2 - t1) / (f2 - f1))
+                return (Int(bytes), Swift.max(0, t1 - slope * f1) + slope * work)
+            }
+            return (Int(bytes), r.m.secondsPerIteration * work / (b.flops * Double(r.batch)))
         }
         func fits(bytes: Int, seconds: Double?) -> Bool {
             bytes <= budget.memoryBytes && (!onCPU || budget.secondsPerIteration == nil || (seconds ?? 0) <= budget.secondsPerIteration!)
         }
         let smallest = try measure(shapes.last!, batch: 2)
+        var measured: [Shape: StepMeasurement] = [shapes.last!: smallest]
+        if onCPU && shapes.count > 2 {
+            // A second calibration point in the middle, for the time model (a tiny patch's step
+            // time is mostly fixed cost and would extrapolate badly alone).
+            let middle = shapes[shapes.count / 2]
+            if Double(estimate(middle, batch: 2).bytes) <= 1.5 * Double(budget.memoryBytes) {
+                let m = try measure(middle, batch: 2)
+                measured[middle] = m
+                timePoints = (cost(shapes.last!).flops * 2, smallest.secondsPerIteration, cost(middle).flops * 2, m.secondsPerIteration)
+            }
+        }
         var chosen: (shape: Shape, batch: Int, bytes: Int, seconds: Double?, how: String)? = nil
         for s in shapes {
             let e = estimate(s, batch: 2)
@@ -269,7 +288,7 @@ public enum ExperimentPlanner {
                 continue
             }
             if onCPU {
-                let m = s == shapes.last! ? smallest : try measure(s, batch: 2)
+                let m = try measured[s] ?? measure(s, batch: 2)
                 let ok = fits(bytes: m.peakBytes, seconds: m.secondsPerIteration)
                 candidates.append(PlanCandidate(patch: s.patch, labeledBatch: 2, peakBytes: m.peakBytes, secondsPerIteration: m.secondsPerIteration,
                                                 how: "measured", fits: ok))
