@@ -333,7 +333,7 @@ public enum ExperimentPlanner {
         let budgetText = String(format: "%.2f GB", Double(budget.memoryBytes) / 1e9) + (onCPU ? budget.secondsPerIteration.map { String(format: ", %.2f s/iteration", $0) } ?? "" : "")
         let coverage = zip(s.patch, median).map { String(format: "%.0f%%", 100 * min(1, Double($0) / $1)) }.joined(separator: "/")
         reasons.append(["patch", s.patch.map(String.init).joined(separator: " x ") + " (D, H, W)",
-                        (s == shapes.first! ? "the median case at target spacing (" : "the largest candidate that fits \(budgetText) (") + "median \(median.map { String(format: "%.0f", $0) }.joined(separator: " x ")); covers \(coverage) of it; \(pick.how)"])
+                        (s == shapes.first! ? "the median case at target spacing (" : "the largest candidate that fits \(budgetText) (") + "median \(median.map { String(format: "%.0f", $0) }.joined(separator: " x ")); covers \(coverage) of it); \(pick.how)"])
         reasons.append(["stages", "\(s.widths.count)", "pool each axis while its feature map stays >= 4 voxels and its spacing is < 2 x the finest; at most \(maxStages)"])
         reasons.append(["strides", s.strides.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: " "),
                         spacing.max()! / spacing.min()! >= 2 ? "the coarse axis is pooled only once the others reach its spacing" : "isotropic enough: every axis pooled together"])
