@@ -53,6 +53,10 @@ public struct Splits: Codable, Equatable, Sendable {
     /// made stratified; nil otherwise.
     public var labeledRatios: [String: Double]?
 
+    /// The cross-validation fold these splits were made for (`CrossValidationFolds`): k, or -1 for
+    /// "all" (every labelled case trains); nil for the fraction-based splits.
+    public var fold: Int?
+
     /// Makes splits from case names.
     ///
     /// With `strata` (case -> group, e.g. its modality in an unpaired dataset), each group is

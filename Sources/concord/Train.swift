@@ -1,4 +1,5 @@
 import ArgumentParser
+import Essentials
 import Foundation
 import Segmentation
 import Torch
@@ -30,10 +31,14 @@ struct Train: ParsableCommand {
     @Option(help: "Precision of the networks: \(PrecisionSetting.choices) (fp16: CUDA, with loss scaling).") var precision: String?
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
+    @Option(help: "Cross-validation fold to train: 0..<--folds, or 'all' (every labelled case). Without it: the fraction-based splits.") var fold: String?
+    @Option(help: "Number of cross-validation folds (fixed in DATA/splits_final.json on first use).") var folds = 5
+    @Flag(help: "Do not use the dataset plan (DATA/plans.json) for patch, network and batch sizes: keep the fixed defaults.") var noPlan = false
 
     func run() throws {
         let runURL = URL(fileURLWithPath: out)
         var settings: TrainingConfig
+        var datasetPlan: PlannedConfiguration? = nil
         if resume {
             settings = try RunDescription.read(from: runURL).config
             if let iterations { settings.iterations = iterations }
@@ -52,6 +57,19 @@ struct Train: ParsableCommand {
                 if settings.patch.count != rank { settings.patch = Array(settings.patch.suffix(rank)) }
             }
             if let patch { settings.patch = Array(repeating: patch, count: settings.unet.rank) }
+            // Without an explicit patch or widths, the dataset's plan chooses them (and the
+            // batch sizes unless given), computed and saved in DATA/plans.json when absent.
+            let unetOverrides = overrides["unet"] as? [String: Any] ?? [:]
+            let explicit = patch != nil || overrides["patch"] != nil || unetOverrides["widths"] != nil
+                || unetOverrides["strides"] != nil || unetOverrides["kernels"] != nil
+            if !noPlan && !explicit && settings.unet.rank == 3 && settings.unet.encoder == .unet {
+                let deviceName = try settings.device.resolve() == .cpu ? "cpu" : "cuda"
+                let (planned, _) = try ExperimentPlanner.planForTraining(dataset: URL(fileURLWithPath: dataset), method: settings.method,
+                                                                       device: deviceName) { print($0) }
+                planned.apply(to: &settings, keepBatches: overrides["labeledBatch"] != nil || overrides["unlabeledBatch"] != nil)
+                datasetPlan = planned
+                print("plan: patch \(settings.patch), widths \(settings.unet.widths), strides \(settings.unet.strides), batch \(settings.labeledBatch) + \(settings.unlabeledBatch) (\(planned.how))")
+            }
             if let iterations { settings.iterations = iterations }
             if let seed { settings.seed = seed }
             if let precision {
@@ -68,7 +86,21 @@ struct Train: ParsableCommand {
             }
         }
         try FileManager.default.createDirectory(at: runURL, withIntermediateDirectories: true)
-        let loaded = try DatasetLoading.load(dataset: URL(fileURLWithPath: dataset), config: settings, run: runURL) { print($0) }
+        var split = DatasetLoading.SplitChoice.fractions
+        if let fold {
+            guard fold == "all" || Int(fold).map({ (0..<folds).contains($0) }) == true else {
+                throw ValidationError("--fold \(fold): must be 0..<\(folds) (--folds) or 'all'")
+            }
+            split = .crossValidation(count: folds, fold: Int(fold))
+        }
+        if let datasetPlan {
+            // The run records the plan it used.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(try encoder.encode(datasetPlan), to: runURL.appendingPathComponent("plan.json"))
+        }
+        let loaded = try DatasetLoading.load(dataset: URL(fileURLWithPath: dataset), config: settings, run: runURL, split: split,
+                                             targetSpacing: datasetPlan?.targetSpacing) { print($0) }
         var description = loaded.description
         description.config = settings
         try description.write(to: runURL)

@@ -29,6 +29,16 @@ public final class ConvNormAct: Module, Layer {
         super.init()
     }
 
+    /// Per-axis stride and kernel size (padding k/2 per axis).
+    public init(rank: Int, _ inChannels: Int, _ outChannels: Int, strides: [Int], norm: NormKind = .instance,
+                kernelSizes: [Int], slope: Double = 0.01) throws {
+        conv = try ConvNd(rank: rank, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSizes,
+                          stride: strides, padding: kernelSizes.map { $0 / 2 })
+        self.norm = try norm.make(outChannels)
+        self.slope = slope
+        super.init()
+    }
+
     public override func children() -> [(String, Any)] { [("conv", conv), ("norm", norm as Module)] }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {

@@ -37,23 +37,68 @@ public struct UNetConfig: Codable, Sendable, Equatable {
     /// Applies to the convolutional encoder, the decoder and CMC's fusion layers; a ViT encoder
     /// keeps its own (SAM-Med3D's) initialisation.
     public var initialization: WeightInitialization
+    /// Per-axis downsampling of each stage after the first, in tensor axis order (D, H, W in 3D):
+    /// `strides[i]` is the stride of stage i + 1's first convolution, and the decoder upsamples by
+    /// it. Empty = 2 along every axis (the cubic U-Net). A stride of 1 along an axis keeps that
+    /// axis's resolution (an anisotropic axis is pooled later, as nnU-Net plans it).
+    public var strides: [[Int]]
+    /// Per-axis kernel size of each stage's convolutions (encoder stage i and the decoder stage at
+    /// its resolution), odd sizes, padding k/2. Empty = 3 along every axis. A kernel of 1 along a
+    /// coarse axis avoids mixing slices that are far apart.
+    public var kernels: [[Int]]
 
     public init(rank: Int = 3, widths: [Int] = [16, 32, 64, 128, 256], norm: NormKind = .instance, dropout: Double = 0,
                 deepSupervision: Bool = false, encoder: EncoderKind = .unet, vit: ViTConfig = ViTConfig(),
-                initialization: WeightInitialization = .he) {
+                initialization: WeightInitialization = .he, strides: [[Int]] = [], kernels: [[Int]] = []) {
         self.rank = rank; self.widths = widths; self.norm = norm; self.dropout = dropout
         self.deepSupervision = deepSupervision; self.encoder = encoder; self.vit = vit; self.initialization = initialization
+        self.strides = strides; self.kernels = kernels
     }
 
-    enum CodingKeys: String, CodingKey { case rank, widths, norm, dropout, deepSupervision, encoder, vit, initialization }
+    enum CodingKeys: String, CodingKey { case rank, widths, norm, dropout, deepSupervision, encoder, vit, initialization, strides, kernels }
+
+    /// Stride of stage `stage` (>= 1) per axis.
+    public func stride(ofStage stage: Int) -> [Int] {
+        strides.isEmpty ? Array(repeating: 2, count: rank) : strides[stage - 1]
+    }
+
+    /// Kernel size of stage `stage` per axis.
+    public func kernel(ofStage stage: Int) -> [Int] {
+        kernels.isEmpty ? Array(repeating: 3, count: rank) : kernels[stage]
+    }
+
+    /// Inconsistencies between `strides`, `kernels`, `widths` and `rank` (empty when none).
+    public func topologyProblems() -> [String] {
+        var out: [String] = []
+        if !strides.isEmpty {
+            if encoder == .vit { out.append("unet.strides applies to the convolutional encoder, not to unet.encoder vit") }
+            if strides.count != widths.count - 1 { out.append("unet.strides has \(strides.count) entries; \(widths.count) stages (unet.widths) need \(widths.count - 1)") }
+            if let bad = strides.first(where: { $0.count != rank || $0.contains { $0 < 1 } }) {
+                out.append("unet.strides entry \(bad) must have \(rank) values >= 1")
+            }
+        }
+        if !kernels.isEmpty {
+            if encoder == .vit { out.append("unet.kernels applies to the convolutional encoder, not to unet.encoder vit") }
+            if kernels.count != widths.count { out.append("unet.kernels has \(kernels.count) entries; \(widths.count) stages (unet.widths) need \(widths.count)") }
+            if let bad = kernels.first(where: { $0.count != rank || $0.contains { $0 < 1 || $0 % 2 == 0 } }) {
+                out.append("unet.kernels entry \(bad) must have \(rank) odd values >= 1")
+            }
+        }
+        return out
+    }
 
     // Files written before a key existed are read through `SettingsDecoding` (over the defaults),
     // so the synthesized decoder can stay strict.
 
-    /// The input size must be divisible by this along each axis.
-    public var divisor: Int {
-        let stages = 1 << (widths.count - 1)
-        return encoder == .vit ? Swift.max(stages, vit.patch) : stages
+    /// The input size must be divisible by this along each axis (the largest of `divisors`).
+    public var divisor: Int { divisors.max() ?? 1 }
+
+    /// Per axis, what the input size must be divisible by: the product of the strides along it
+    /// (2^(stages-1) without `strides`); with the ViT encoder also its patch.
+    public var divisors: [Int] {
+        if encoder == .vit { return Array(repeating: Swift.max(1 << (widths.count - 1), vit.patch), count: rank) }
+        guard strides.count == widths.count - 1 else { return Array(repeating: 1 << (widths.count - 1), count: rank) }
+        return (0..<rank).map { a in strides.reduce(1) { $0 * ($1.count == rank ? $1[a] : 2) } }
     }
 
     /// Applies `initialization` to a freshly built network, in this order: the encoders (only
@@ -95,6 +140,13 @@ public final class EncoderStage: Module {
         super.init()
     }
 
+    /// A stage with per-axis stride (all 1 for stage 0) and kernel size.
+    public init(rank: Int, _ inChannels: Int, _ outChannels: Int, strides: [Int], kernels: [Int], norm: NormKind) throws {
+        conv1 = try ConvNormAct(rank: rank, inChannels, outChannels, strides: strides, norm: norm, kernelSizes: kernels)
+        conv2 = try ConvNormAct(rank: rank, outChannels, outChannels, strides: Array(repeating: 1, count: rank), norm: norm, kernelSizes: kernels)
+        super.init()
+    }
+
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try conv2(conv1(x)) }
 }
 
@@ -106,8 +158,14 @@ public final class UNetEncoder: Module, FeatureEncoder {
     public init(inChannels: Int, config: UNetConfig) throws {
         var stages: [EncoderStage] = []
         var c = inChannels
+        let perAxis = !config.strides.isEmpty || !config.kernels.isEmpty
         for (i, w) in config.widths.enumerated() {
-            stages.append(try EncoderStage(rank: config.rank, c, w, downsample: i > 0, norm: config.norm))
+            if perAxis {
+                let stride = i == 0 ? Array(repeating: 1, count: config.rank) : config.stride(ofStage: i)
+                stages.append(try EncoderStage(rank: config.rank, c, w, strides: stride, kernels: config.kernel(ofStage: i), norm: config.norm))
+            } else {
+                stages.append(try EncoderStage(rank: config.rank, c, w, downsample: i > 0, norm: config.norm))
+            }
             c = w
         }
         self.stages = stages
@@ -141,6 +199,16 @@ public final class DecoderStage: Module {
         super.init()
     }
 
+    /// A stage that upsamples by `strides` per axis (transposed conv of that kernel and stride)
+    /// and convolves with `kernels`.
+    public init(rank: Int, _ inChannels: Int, skipChannels: Int, _ outChannels: Int, strides: [Int], kernels: [Int], norm: NormKind) throws {
+        up = try ConvTransposeNd(rank: rank, inChannels: inChannels, outChannels: outChannels, kernelSize: strides, stride: strides)
+        let one = Array(repeating: 1, count: rank)
+        conv1 = try ConvNormAct(rank: rank, outChannels + skipChannels, outChannels, strides: one, norm: norm, kernelSizes: kernels)
+        conv2 = try ConvNormAct(rank: rank, outChannels, outChannels, strides: one, norm: norm, kernelSizes: kernels)
+        super.init()
+    }
+
     public func callAsFunction(_ x: Tensor, skip: Tensor) throws -> Tensor {
         try conv2(conv1(Tensor.cat([up(x), skip], dim: 1)))
     }
@@ -161,8 +229,14 @@ public final class UNetDecoder: Module {
     public init(numClasses: Int, config: UNetConfig) throws {
         let w = config.widths
         var stages: [DecoderStage] = []
+        let perAxis = !config.strides.isEmpty || !config.kernels.isEmpty
         for i in stride(from: w.count - 1, to: 0, by: -1) {
-            stages.append(try DecoderStage(rank: config.rank, w[i], skipChannels: w[i - 1], w[i - 1], norm: config.norm))
+            if perAxis {
+                stages.append(try DecoderStage(rank: config.rank, w[i], skipChannels: w[i - 1], w[i - 1], strides: config.stride(ofStage: i),
+                                               kernels: config.kernel(ofStage: i - 1), norm: config.norm))
+            } else {
+                stages.append(try DecoderStage(rank: config.rank, w[i], skipChannels: w[i - 1], w[i - 1], norm: config.norm))
+            }
         }
         self.stages = stages
         head = try ConvNd(rank: config.rank, inChannels: w[0], outChannels: numClasses, kernelSize: [1])

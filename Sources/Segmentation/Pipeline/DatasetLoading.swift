@@ -37,8 +37,18 @@ public enum DatasetLoading {
         public var layout: DatasetLayout
     }
 
+    /// Which cases a run trains on: the fraction-based splits (`Splits.make`), or fold `fold` of
+    /// `count` cross-validation folds fixed in the dataset folder (nil fold = all cases).
+    public enum SplitChoice: Sendable, Equatable {
+        case fractions
+        case crossValidation(count: Int, fold: Int?)
+    }
+
     /// Prepares everything `concord train` needs. `run` receives splits.json (reused if present).
-    public static func load(dataset: URL, config: TrainingConfig, run: URL, log: (String) -> Void) throws -> Loaded {
+    /// `targetSpacing` (i, j, k), when given (a dataset plan's), replaces the median spacing of the
+    /// preprocessing statistics.
+    public static func load(dataset: URL, config: TrainingConfig, run: URL, split: SplitChoice = .fractions,
+                            targetSpacing: [Double]? = nil, log: (String) -> Void) throws -> Loaded {
         let layout = try DatasetLayout.load(root: dataset)
         let modalityNames = try layout.description.orderedChannelNames()
         let labelNames = try layout.description.orderedLabelNames()
@@ -54,8 +64,16 @@ public enum DatasetLoading {
             for name in config.labeledRatioPerModality.keys where !modalityNames.contains(name) {
                 throw SegmentationError.config("labeledRatioPerModality names '\(name)', which is not a channel of \(dataset.path) (channels: \(modalityNames.joined(separator: ", ")))")
             }
-            splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio,
-                                     labeledRatios: config.labeledRatioPerModality)
+            switch split {
+            case .fractions:
+                splits = try Splits.make(layout: layout, seed: config.seed, labeledRatio: config.labeledRatio,
+                                         labeledRatios: config.labeledRatioPerModality)
+            case .crossValidation(let count, let fold):
+                let folds = try CrossValidationFolds.fixed(layout: layout, count: count)
+                log("folds: \(count) folds from \(CrossValidationFolds.url(dataset: dataset).path); training on \(fold.map { "fold \($0)" } ?? "all cases")")
+                splits = try Splits.make(layout: layout, folds: folds, fold: fold, seed: config.seed, labeledRatio: config.labeledRatio,
+                                         labeledRatios: config.labeledRatioPerModality)
+            }
             try splits.save(to: splitsURL)
         }
         log("splits: \(splits.labeled.count) labelled + \(splits.unlabeled.count) unlabelled training cases, \(splits.val.count) validation, \(splits.test.count) test"
@@ -77,7 +95,9 @@ public enum DatasetLoading {
         } else {
             let training = try Parallel.map(labeledCases) { try read($0, withLabel: true, allowedLabels: allowed) }
                 + Parallel.map(unlabeledCases) { try read($0, withLabel: false, allowedLabels: allowed) }
-            plan = try PreprocessingPlan.make(cases: training, channelNames: modalityNames)
+            var made = try PreprocessingPlan.make(cases: training, channelNames: modalityNames)
+            if let targetSpacing { made.targetSpacing = targetSpacing }
+            plan = made
         }
         log("plan: target spacing \(plan.targetSpacing.map { String(format: "%.3g", $0) }.joined(separator: " x ")) mm, normalisation \(plan.normalization.map(describe).joined(separator: ", "))")
         let cache = PreparedCaseCache(folder: run.appendingPathComponent("preprocessed"), plan: plan)

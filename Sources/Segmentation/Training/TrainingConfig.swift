@@ -153,8 +153,11 @@ public struct TrainingConfig: Codable, Sendable {
             let problems = self.unet.vit.problems()
             guard problems.isEmpty else { throw fail(problems.joined(separator: "; ")) }
         }
-        guard self.patch.count == self.unet.rank, self.patch.allSatisfy({ $0 > 0 && $0 % self.unet.divisor == 0 }) else {
-            throw fail("patch \(self.patch) must have \(self.unet.rank) sizes divisible by \(self.unet.divisor) (2^(stages-1); with the ViT encoder also vit.patch)")
+        let topology = self.unet.topologyProblems()
+        guard topology.isEmpty else { throw fail(topology.joined(separator: "; ")) }
+        let divisors = self.unet.divisors
+        guard self.patch.count == self.unet.rank, zip(self.patch, divisors).allSatisfy({ $0 > 0 && $0 % $1 == 0 }) else {
+            throw fail("patch \(self.patch) must have \(self.unet.rank) sizes divisible by \(divisors) (per axis the product of the stage strides, 2^(stages-1) by default; with the ViT encoder also vit.patch)")
         }
         if self.unet.deepSupervision && self.unet.widths.count < 4 {
             throw fail("unet.deepSupervision needs at least 4 stages (unet.widths): the lowest-resolution decoder output is not supervised, so \(self.unet.widths.count) stages leave no auxiliary output")
