@@ -94,37 +94,63 @@ struct Bench: ParsableCommand {
         @Option(help: "Cubic patch size.") var size = 64
         @Option(help: "Labelled (and unlabelled) batch size.") var batch = 2
         @Option(help: "Output classes.") var classes = 4
+        @Option(help: "Stage widths, comma separated.") var widths = "16,32,64,128,256"
         @Option(help: "Timed steps (after warm-up).") var steps = 5
         @Option(help: "Warm-up steps.") var warmup = 2
+        @Option(help: "Device: \(DeviceSetting.choices).") var device = "cpu"
+        @Option(help: "Precision of the networks: \(PrecisionSetting.choices).") var precision = "fp32"
+        @Flag(help: "Channels-last (NDHWC) weights and inputs.") var channelsLast = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
+            guard let dev = try DeviceSetting(parsing: device)?.resolve() else { throw ValidationError("--device must be \(DeviceSetting.choices)") }
+            guard let precisionSetting = PrecisionSetting(rawValue: precision) else { throw ValidationError("--precision must be \(PrecisionSetting.choices)") }
+            let w = widths.split(separator: ",").compactMap { Int($0) }
             try Runtime.manualSeed(0)
-            let method = CMCMethod(network: try CMCNetwork(config: CMCConfig(modalities: 2, numClasses: classes)), modalityNames: ["a", "b"])
+            let method = CMCMethod(network: try CMCNetwork(config: CMCConfig(modalities: 2, numClasses: classes, unet: UNetConfig(widths: w))),
+                                   modalityNames: ["a", "b"])
+            try method.model.to(dev)
+            if channelsLast { try method.model.convert(to: .channelsLast3d) }
+            method.model.setMixedPrecision(try precisionSetting.policy(on: dev))
+            let scaler = precisionSetting == .fp16 ? try GradScaler() : nil
             let optimizer = Adam(method.trainableParameters, learningRate: 1e-3)
             let shape = [batch, 1, size, size, size]
-            let batchData = TrainingBatch(labeledImages: [try Tensor.randn(shape), try Tensor.randn(shape)],
-                                          labels: Array(repeating: try Tensor.randint(0, classes, shape: [batch, size, size, size]), count: 2),
-                                          unlabeledImages: [try Tensor.randn(shape), try Tensor.randn(shape)])
+            func image() throws -> Tensor {
+                let x = try Tensor.randn(shape).to(dev)
+                return channelsLast ? try x.contiguous(memoryFormat: .channelsLast3d) : x
+            }
+            let batchData = TrainingBatch(labeledImages: [try image(), try image()],
+                                          labels: Array(repeating: try Tensor.randint(0, classes, shape: [batch, size, size, size]).to(dev), count: 2),
+                                          unlabeledImages: [try image(), try image()])
             var times: [Double] = []
             for i in 0..<(warmup + steps) {
+                if i == warmup { try Runtime.resetPeakMemory(on: dev) }
                 let start = DispatchTime.now()
                 try optimizer.zeroGrad()
                 let terms = try method.losses(batchData, progress: TrainingProgress(step: 1, totalSteps: 1))
-                try terms.total.backward()
-                try optimizer.step()
-                _ = try terms.total.item()
+                if let scaler {
+                    try scaler.scale(terms.total).backward()
+                    try scaler.step(optimizer)
+                    try scaler.update()
+                } else {
+                    try terms.total.backward()
+                    try optimizer.step()
+                }
+                _ = try terms.total.item()  // synchronises with the device
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
                 if i >= warmup { times.append(seconds) }
             }
             times.sort()
             let median = times[times.count / 2]
+            let peakMB = Double(try Runtime.memory(on: dev).peak) / 1_048_576
             if json {
                 let object: [String: Any] = ["model": "cmc", "median_s": median, "min_s": times.first!, "max_s": times.last!,
-                                             "threads": Runtime.threads, "size": size, "batch": batch]
+                                             "threads": Runtime.threads, "size": size, "batch": batch, "widths": w, "device": dev.description,
+                                             "precision": precision, "channels_last": channelsLast, "peak_device_mb": peakMB,
+                                             "peak_rss_mb": peakResidentMB(), "libtorch": Runtime.libtorchVersion]
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {
-                print("CMC step, 2 modalities, batch \(batch)+\(batch) x 1 x \(size)^3, \(Runtime.threads) threads: median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))); \(method.model.parameterCount) parameters; peak RSS \(String(format: "%.0f", peakResidentMB())) MB")
+                print("CMC step, 2 modalities, batch \(batch)+\(batch) x 1 x \(size)^3, widths \(w), \(dev), \(precision)\(channelsLast ? ", channels-last" : ""), \(Runtime.threads) threads, libtorch \(Runtime.libtorchVersion): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))); \(method.model.parameterCount) parameters; peak tensors \(String(format: "%.0f", peakMB)) MB, peak RSS \(String(format: "%.0f", peakResidentMB())) MB")
             }
         }
     }
@@ -235,24 +261,30 @@ struct Bench: ParsableCommand {
         @Option(help: "Windows per batch.") var windowBatch = 2
         @Option(help: "Blending: gaussian (sigma 0.125 x window) or constant.") var blend = "gaussian"
         @Option(help: "Folder to write input.f32, output.f32 and weights.safetensors for the Python side.") var export: String?
+        @Option(help: "Device: \(DeviceSetting.choices).") var device = "cpu"
 
         func run() throws {
             let dims = size.split(separator: ",").compactMap { Int($0) }
             guard dims.count == 3 else { throw ValidationError("--size wants D,H,W") }
+            guard let dev = try DeviceSetting(parsing: device)?.resolve() else { throw ValidationError("--device must be \(DeviceSetting.choices)") }
             try Runtime.manualSeed(0)
             let net = try UNet(inChannels: 2, numClasses: 4, config: UNetConfig(widths: [16, 32, 64, 128, 256]))
+            try net.to(dev)
             net.eval()
             let x = try Tensor.randn([2] + dims)
             let inference = SlidingWindowInference(patch: [patch, patch, patch], overlap: overlap, windowBatch: windowBatch,
-                                                   sigmaScale: blend == "constant" ? 0 : 0.125)
+                                                   sigmaScale: blend == "constant" ? 0 : 0.125, device: dev)
+            try Runtime.resetPeakMemory(on: dev)
             let start = DispatchTime.now()
-            let out = try inference.run(images: x, present: [true, true]) { windows in
+            let (out, placement) = try inference.runWithPlacement(images: x, present: [true, true]) { windows in
                 [try F.softmax(net(Tensor.cat(windows.map { $0! }, dim: 1)), dim: 1)]
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             let voxels = Double(dims.reduce(1, *))
-            print(String(format: "sliding window %@ (2 ch), window %d^3, overlap %.2f, batch %d: %.2f s, %.3g voxels/s; peak RSS %.0f MB", size,
-                         patch, overlap, windowBatch, seconds, voxels / seconds, peakResidentMB()))
+            let deviceText = dev == .cpu ? "" : String(format: " on %@ (stitching in %@ memory), peak device %.0f MB", dev.description,
+                                                       placement.rawValue, Double(try Runtime.memory(on: dev).peak) / 1_048_576)
+            print(String(format: "sliding window %@ (2 ch), window %d^3, overlap %.2f, batch %d%@: %.2f s, %.3g voxels/s; peak RSS %.0f MB", size,
+                         patch, overlap, windowBatch, deviceText, seconds, voxels / seconds, peakResidentMB()))
             if let export {
                 let folder = URL(fileURLWithPath: export)
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
