@@ -113,7 +113,7 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
     /// (seed, step), so it does not depend on what ran before.
     public func droppedModality(step: Int, modalities: Int) -> Int? {
         guard config.modalityDropout > 0 else { return nil }
-        var rng = SeededGenerator(seed: seed, stream: [SeededGenerator.key("cmc.modalityDropout"), UInt64(step)])
+        var rng = SeededGenerator(seed: seed, stream: [SeededGenerator.key("cmcdrop"), UInt64(step)])
         guard rng.unit() < config.modalityDropout else { return nil }
         return rng.below(modalities)
     }
