@@ -103,9 +103,14 @@ final class ExportTests: XCTestCase {
             let exported = try exportedOutput(method, head: ["ct", "mr"][m], input: x)
             XCTAssertLessThanOrEqual(try maxAbsDifference(exported, concord), Self.tolerance)
         }
-        let mean = try withNoGrad { try method.predict([a, b]).last!! }
+        let heads = try withNoGrad { try method.predict([a, b]) }
+        let mean = try XCTUnwrap(heads[method.outputNames.firstIndex(of: "mean")!])
         let exported = try F.softmax(exportedOutput(method, head: "mean", input: Tensor.cat([a, b], dim: 1)), dim: 1)
         XCTAssertLessThanOrEqual(try maxAbsDifference(exported, mean), Self.tolerance)
+        // The default (final) head: channel 0's own network.
+        XCTAssertEqual(try ModelExport.head(named: nil, of: method).name, "reference")
+        let reference = try exportedOutput(method, head: "reference", input: a)
+        XCTAssertLessThanOrEqual(try maxAbsDifference(reference, try withNoGrad { try method.ensemble.networks[0](a) }), Self.tolerance)
     }
 
     func testMeanTeacherExportsTheTeacherAndCPSTheAveragedPair() throws {

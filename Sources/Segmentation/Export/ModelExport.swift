@@ -42,8 +42,13 @@ public enum ModelExport {
         case let m as CrossPseudoSupervisionMethod:
             return [ExportHead(name: m.outputNames[0], inputChannels: m.inputModalities, output: "log-probabilities")]
         case let m as SemiCMLMethod:
+            // In `outputNames` order; "reference" exported is channel 0's own network (an exported
+            // model has fixed inputs: the reference channel is channel 0).
             return m.modalityNames.enumerated().map { ExportHead(name: $0.element, inputChannels: [$0.offset], output: "logits") }
-                + [ExportHead(name: "mean", inputChannels: all(m.modalityNames.count), output: "log-probabilities")]
+                + m.outputNames.dropFirst(m.modalityNames.count).map { name in
+                    name == "mean" ? ExportHead(name: "mean", inputChannels: all(m.modalityNames.count), output: "log-probabilities")
+                                   : ExportHead(name: name, inputChannels: [0], output: "logits")
+                }
         case let m as CMCMethod:
             let n = m.modalityNames.count
             return m.modalityNames.enumerated().map { ExportHead(name: "only(\($0.element))", inputChannels: [$0.offset], output: "logits") }

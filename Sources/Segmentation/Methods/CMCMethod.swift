@@ -1,3 +1,4 @@
+import Essentials
 import Foundation
 import Torch
 
@@ -18,6 +19,15 @@ public struct CMCLossConfig: Codable, Sendable {
     public var rampEnd: Double = 1
     /// Apply L_CSC to the labelled batch too (the method applies it to labelled and unlabelled data).
     public var cscOnLabeled: Bool = true
+    /// Modality dropout: the probability, per training batch, that one modality (chosen uniformly)
+    /// is removed from the whole batch, labelled and unlabelled parts alike, so the network trains
+    /// under its missing-modality rule (the branch is skipped, its fusion slot is zeros). That
+    /// batch's supervised term averages the present branches only, and CSC / CAC are taken over
+    /// present modality pairs only (none with two modalities: those terms are left out of that
+    /// step and of its log line). Drawn from a generator keyed by (seed, iteration), so runs and
+    /// resumes stay deterministic. 0 = off. Per batch rather than per element because a missing
+    /// modality is a whole input tensor left out (nil), exactly as at inference.
+    public var modalityDropout: Double = 0
     public init() {}
 }
 
@@ -26,9 +36,15 @@ public struct CMCSettings: MethodSettings {
     public var cmc = CMCLossConfig()
     /// One encoder for every modality instead of one each.
     public var cmcSharedEncoder = false
+    /// MIA channel attention on. false (the "without MIA" ablation): every gamma stays frozen at
+    /// its initial 0, so each attention block is the identity throughout training.
+    public var cmcAttention = true
     public init() {}
 
     public func validate(in config: TrainingConfig) throws {
+        guard (0...1).contains(cmc.modalityDropout) else {
+            throw SegmentationError.config("cmc.modalityDropout must be in [0, 1] (a probability per batch), got \(cmc.modalityDropout)")
+        }
         if config.unet.rank != 3 {
             throw SegmentationError.config("the 2D (slice-wise) network is not available for cmc (unet.rank must be 3)")
         }
@@ -54,8 +70,9 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
     ) { context, settings in
         let network = try CMCNetwork(config: CMCConfig(modalities: context.modalityNames.count, numClasses: context.numClasses,
                                                        unet: context.unet, sharedEncoder: settings.cmcSharedEncoder))
+        if !settings.cmcAttention { for a in network.attention { a.gamma.isFrozen = true } }
         return CMCMethod(network: network, modalityNames: context.modalityNames, config: settings.cmc,
-                         supervised: context.supervisedLoss)
+                         supervised: context.supervisedLoss, seed: context.config.seed)
     }
 
     public let name = "cmc"
@@ -65,10 +82,13 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
     public var supervised = DiceCELoss()
     public let csc: ChannelSemanticConsistencyLoss
     public let cac: ContrastiveAnatomicalConsistencyLoss
+    /// The run's seed, for the modality-dropout draws.
+    public let seed: UInt64
 
     public init(network: CMCNetwork, modalityNames: [String], config: CMCLossConfig = CMCLossConfig(),
-                supervised: DiceCELoss = DiceCELoss()) {
+                supervised: DiceCELoss = DiceCELoss(), seed: UInt64 = 0) {
         self.network = network
+        self.seed = seed
         self.supervised = supervised
         self.modalityNames = modalityNames
         self.config = config
@@ -88,18 +108,32 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
         return Foundation.exp(-5 * (1 - clamped) * (1 - clamped))
     }
 
+    /// The modality removed from the batch of training step `step` by modality dropout (nil: none).
+    /// With probability `modalityDropout` one of `modalities`, uniformly; from a generator keyed by
+    /// (seed, step), so it does not depend on what ran before.
+    public func droppedModality(step: Int, modalities: Int) -> Int? {
+        guard config.modalityDropout > 0 else { return nil }
+        var rng = SeededGenerator(seed: seed, stream: [SeededGenerator.key("cmcdrop"), UInt64(step)])
+        guard rng.unit() < config.modalityDropout else { return nil }
+        return rng.below(modalities)
+    }
+
     public func losses(_ batch: TrainingBatch, progress: TrainingProgress) throws -> LossTerms {
         let m = batch.modalities
         let nl = batch.labeledImages[0].size(0)
+        let dropped = droppedModality(step: progress.step, modalities: m)
+        let present = (0..<m).filter { $0 != dropped }
         let inputs: [Tensor?] = try (0..<m).map { i in
-            batch.hasUnlabeled ? try Tensor.cat([batch.labeledImages[i], batch.unlabeledImages[i]], dim: 0) : batch.labeledImages[i]
+            if i == dropped { return nil }
+            return batch.hasUnlabeled ? try Tensor.cat([batch.labeledImages[i], batch.unlabeledImages[i]], dim: 0) : batch.labeledImages[i]
         }
         let out = try network(inputs, auxiliary: true)
-        let logits = out.logits.map { $0! }, bottlenecks = out.bottlenecks.map { $0! }
+        // Present modalities only (all of them unless modality dropout removed one).
+        let logits = present.map { out.logits[$0]! }, bottlenecks = present.map { out.bottlenecks[$0]! }
         // Deep supervision (when on) applies to this term only; CSC and CAC read the full-resolution
         // logits and the bottlenecks.
-        let sup = try mean(of: (0..<m).map { i in
-            try supervised(outputs: labeledPart([logits[i]] + out.auxiliaryLogits[i], nl), target: batch.labels[i])
+        let sup = try mean(of: present.indices.map { j in
+            try supervised(outputs: labeledPart([logits[j]] + out.auxiliaryLogits[present[j]], nl), target: batch.labels[present[j]])
         })
         let w = rampWeight(progress)
         var terms: [(name: String, value: Tensor)] = [("sup", sup)]
@@ -107,12 +141,12 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
         let total0 = logits[0].size(0)
         // CSC on labelled + unlabelled (or unlabelled only) bottlenecks.
         let cscStart = config.cscOnLabeled ? 0 : nl
-        if total0 > cscStart {
+        if total0 > cscStart, present.count >= 2 {
             let features = try bottlenecks.map { try $0.narrow(dim: 0, start: cscStart, length: total0 - cscStart) }
             let l = try csc(features)
             terms.append(("csc", l)); parts.append((l, w * config.lambdaCSC))
         }
-        if batch.hasUnlabeled {
+        if batch.hasUnlabeled, present.count >= 2 {
             let unlabeled = try logits.map { try $0.narrow(dim: 0, start: nl, length: total0 - nl) }
             var loss = cac
             if !batch.paired { loss.grid = config.unpairedGrid }

@@ -99,6 +99,10 @@ public protocol SegmentationMethod: AnyObject {
     /// Softmax probabilities per output head for per-modality inputs (B, 1, spatial...); nil inputs
     /// are absent modalities. The last entry is the method's final answer.
     func predict(_ images: [Tensor?]) throws -> [Tensor?]
+    /// The class Dice that model selection (the best checkpoint) and the logged validation Dice
+    /// use, from a validation's per-head class Dice (`predict`'s heads; nil = head without cases).
+    /// By default the final answer's (the last head).
+    func selectionDice(_ heads: [[Int: Double]?]) -> [Int: Double]?
 
     // Lifecycle hooks (all optional).
 
@@ -115,6 +119,7 @@ public protocol SegmentationMethod: AnyObject {
 
 extension SegmentationMethod {
     public var usesUnlabeledData: Bool { true }
+    public func selectionDice(_ heads: [[Int: Double]?]) -> [Int: Double]? { heads.last ?? nil }
     public func afterOptimizerStep(progress: TrainingProgress) throws {}
     public func willStartIteration(_ iteration: Int, context: MethodTrainingContext) throws {}
     public func didValidate(iteration: Int, heads: [[Int: Double]?], context: MethodTrainingContext) throws {}

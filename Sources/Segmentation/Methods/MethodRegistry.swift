@@ -87,6 +87,7 @@ public enum MethodRegistry {
         MeanTeacherMethod.definition,
         CrossPseudoSupervisionMethod.definition,
         SupervisedMethod.definition,
+        LateFusionMethod.definition,
     ]
 
     private static let lock = NSLock()

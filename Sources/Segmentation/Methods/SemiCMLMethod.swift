@@ -6,7 +6,8 @@ public struct SemiCMLConfig: Codable, Sendable {
     public var lambdaASC: Double = 0.1
     public var lambdaMSE: Double = 0.1
     public var temperatureASC: Double = 1.0
-    /// Sigmoid ramp-up of the cross-modal terms, as a fraction of stage 1.
+    /// Sigmoid ramp-up of the cross-modal terms, as a fraction of stage 1 (of the whole run when
+    /// there is no PReL stage).
     public var rampUpFraction: Double = 0.4
     /// PReL: weight of ASC against (CE + Dice) on the soft pseudo-labels.
     public var alpha: Double = 0.5
@@ -14,6 +15,10 @@ public struct SemiCMLConfig: Codable, Sendable {
     public var pseudoLabelPasses: Int = 4
     /// PReL: keep the labelled supervision on during stage 2 (the original script turns it off).
     public var supervisionInStage2: Bool = true
+    /// Make the two-network mean the final answer (the default head of `concord predict` and
+    /// `evaluate`, and what model selection uses) instead of each modality's own network. The
+    /// `mean` head is always available by name; this only changes which head is final.
+    public var outputMean: Bool = false
     public init() {}
 }
 
@@ -41,6 +46,13 @@ public struct SemiCMLSettings: MethodSettings {
 /// Semi-CML (Zhang et al., MedIA 2023): one independent U-Net per modality; at inference each
 /// modality is segmented by its own network alone.
 ///
+/// Heads: one per modality (network m on modality m), `mean` (the networks' mean softmax, an
+/// ensemble the method does not define; on request) and `reference`: the case's first present
+/// modality (the reference channel, whose geometry masks are written in) segmented by its own
+/// network. `reference` is the final answer unless `cml.outputMean` is set. Model selection (the
+/// best checkpoint, the logged validation Dice) uses the per-class mean over the modality heads,
+/// each network scored on its own modality, so neither network is judged through the other.
+///
 /// Stage 1 (contrastive mutual learning): per network CE + Dice on labelled data, plus over the
 /// labelled and unlabelled batch the area-similarity contrastive loss ASC and an MSE consistency
 /// between the modalities' softmax maps, ramped up. Both cross-modal terms reach both networks.
@@ -49,7 +61,10 @@ public struct SemiCMLSettings: MethodSettings {
 ///
 /// Stage 2 (PReL), from iteration `cmlStage1Iterations` on: `startPReL` freezes a teacher (the
 /// modality network with the best validation Dice, its weights averaged over its best
-/// `cmlTeacherCheckpoints` snapshots, which `didValidate` keeps during stage 1); soft pseudo-labels are the mean softmax of K dropout
+/// `cmlTeacherCheckpoints` snapshots, which `didValidate` keeps during stage 1; when the periodic
+/// validations of stage 1 are fewer than that, `willStartIteration` validates at
+/// `forcedSnapshotIterations` as well, and the switch logs which snapshots were averaged, with
+/// their iteration and Dice, and says so when fewer existed); soft pseudo-labels are the mean softmax of K dropout
 /// passes of the teacher on the unlabelled data; the student (the weaker modality's network) is
 /// trained with alpha ASC + (1 - alpha) (CE + Dice) against them, plus labelled supervision unless
 /// switched off.
@@ -62,7 +77,8 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
         if unet.dropout == 0 { unet.dropout = 0.1 }   // PReL's stochastic passes need dropout
         return try SemiCMLMethod(modalityNames: context.modalityNames, numClasses: context.numClasses, unet: unet,
                                  config: settings.cml, stage1Iterations: settings.cmlStage1Iterations,
-                                 teacherCheckpoints: settings.cmlTeacherCheckpoints, supervised: context.supervisedLoss)
+                                 teacherCheckpoints: settings.cmlTeacherCheckpoints, validationInterval: context.config.validationInterval,
+                                 supervised: context.supervisedLoss)
     }
 
     public let name = "cml"
@@ -74,6 +90,8 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
     public let stage1Iterations: Int
     /// Snapshots per modality network averaged into the PReL teacher.
     public let teacherCheckpoints: Int
+    /// The trainer's validation interval (nil: unknown, no forced snapshot validations).
+    public let validationInterval: Int?
     public var supervised: DiceCELoss
     public let asc: AreaSimilarityContrastiveLoss
     let consistency = SoftmaxMSELoss()
@@ -86,12 +104,13 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
 
     public init(modalityNames: [String], numClasses: Int, unet: UNetConfig = UNetConfig(dropout: 0.1),
                 config: SemiCMLConfig = SemiCMLConfig(), stage1Iterations: Int = 0, teacherCheckpoints: Int = 3,
-                supervised: DiceCELoss = DiceCELoss()) throws {
+                validationInterval: Int? = nil, supervised: DiceCELoss = DiceCELoss()) throws {
         guard modalityNames.count >= 2 else { throw SegmentationError.incompatibleData("Semi-CML needs at least two modalities") }
         self.modalityNames = modalityNames
         self.config = config
         self.stage1Iterations = stage1Iterations
         self.teacherCheckpoints = teacherCheckpoints
+        self.validationInterval = validationInterval
         self.supervised = supervised
         snapshotScores = Array(repeating: [], count: modalityNames.count)
         ensemble = NetworkList(try modalityNames.map { _ in try UNet(inChannels: 1, numClasses: numClasses, config: unet) })
@@ -103,7 +122,25 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
         if let prel { return ensemble.networks[prel.student].trainableParameters() }
         return ensemble.trainableParameters()
     }
-    public var outputNames: [String] { modalityNames + ["mean"] }
+    public var outputNames: [String] { modalityNames + (config.outputMean ? ["reference", "mean"] : ["mean", "reference"]) }
+
+    /// Model selection: with `outputMean` the mean head's Dice; otherwise the per-class mean of the
+    /// modality heads' Dice (each network on its own modality; heads without cases left out).
+    public func selectionDice(_ heads: [[Int: Double]?]) -> [Int: Double]? {
+        if config.outputMean { return heads.last ?? nil }
+        let own = heads.prefix(modalityNames.count).compactMap { $0 }
+        guard !own.isEmpty else { return nil }
+        var sums: [Int: Double] = [:]
+        for scores in own { sums.merge(scores, uniquingKeysWith: +) }
+        return sums.mapValues { $0 / Double(own.count) }
+    }
+
+    /// Weight of the cross-modal terms at `progress`: the sigmoid ramp exp(-5 (1 - t)^2) over the
+    /// first `rampUpFraction` of stage 1 (of the whole run when there is no PReL stage).
+    public func rampWeight(_ progress: TrainingProgress) -> Double {
+        let stage1 = stage1Iterations > 0 ? stage1Iterations : progress.totalSteps
+        return RampUp.sigmoid(step: progress.step, length: Int(config.rampUpFraction * Double(stage1)))
+    }
 
     /// Switches to PReL with a teacher network holding `teacherState` (e.g. averaged checkpoints).
     public func startPReL(teacher: Int, student: Int, teacherState: [String: Tensor]) throws {
@@ -138,7 +175,7 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
         let logits = outputs.map { $0[0] }
         let sup = try (0..<m).map { try supervised(outputs: labeledPart(outputs[$0], nl), target: batch.labels[$0]) }
         var terms: [(name: String, value: Tensor)] = sup.enumerated().map { ("sup_\(modalityNames[$0.offset])", $0.element) }
-        let w = RampUp.sigmoid(step: progress.step, length: Int(config.rampUpFraction * Double(progress.totalSteps)))
+        let w = rampWeight(progress)
         var parts: [(Tensor, Double)] = sup.map { ($0, 1) }
         if logits[0].size(0) >= 2 {
             let ascTerm = try meanOverPairs(m) { i, j in try asc(logits[i], logits[j]) }
@@ -197,21 +234,54 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
         }
     }
 
-    /// At iteration `stage1Iterations`: the best network by validation Dice becomes the teacher
-    /// (its kept snapshots averaged), the worst the student.
+    /// Stage-1 iterations at which `willStartIteration` validates (keeping snapshots as a periodic
+    /// validation does) because the periodic validations, every `validationInterval`, would give
+    /// fewer than `teacherCheckpoints` snapshots: that many points evenly spaced over the last half
+    /// of stage 1, ending at the switch, less those a periodic validation covers.
+    public var forcedSnapshotIterations: [Int] {
+        guard stage1Iterations > 0, teacherCheckpoints > 0, let interval = validationInterval, interval > 0,
+              stage1Iterations / interval < teacherCheckpoints else { return [] }
+        let step = Swift.max(1, stage1Iterations / (2 * teacherCheckpoints))
+        let points = (0..<teacherCheckpoints).map { stage1Iterations - $0 * step }.filter { $0 > 0 && $0 % interval != 0 }
+        return Array(Set(points)).sorted()
+    }
+
+    /// Before the switch: the forced snapshot validations. At iteration `stage1Iterations`: the
+    /// best network by validation Dice (its best snapshot's) becomes the teacher, its kept
+    /// snapshots averaged; the worst becomes the student. The log names the averaged snapshots.
     public func willStartIteration(_ iteration: Int, context: MethodTrainingContext) throws {
-        guard prel == nil, stage1Iterations > 0, iteration >= stage1Iterations else { return }
-        if snapshotScores.allSatisfy({ $0.isEmpty }) { _ = try context.validateNow(iteration: iteration) }
-        let best = snapshotScores.map { $0.first?.dice ?? -1 }
+        guard prel == nil, stage1Iterations > 0 else { return }
+        if forcedSnapshotIterations.contains(iteration), !snapshotScores.contains(where: { $0.contains { $0.iteration == iteration } }) {
+            context.event(iteration: iteration, "PReL: snapshot validation at iteration \(iteration) (validation every \(validationInterval ?? 0) iterations gives fewer than \(teacherCheckpoints) snapshots in stage 1)")
+            _ = try context.validateNow(iteration: iteration)
+        }
+        guard iteration >= stage1Iterations else { return }
+        var best = snapshotScores.map { $0.first?.dice ?? -1 }
+        if snapshotScores.allSatisfy({ $0.isEmpty }) {
+            // No snapshot kept (cmlTeacherCheckpoints 0): choose by a validation now.
+            let heads = try context.validateNow(iteration: iteration)
+            best = modalityNames.indices.map { heads.indices.contains($0) ? heads[$0]?.meanValue ?? -1 : -1 }
+        }
         let teacher = best.indices.max { best[$0] < best[$1] }!
         let student = best.indices.filter { $0 != teacher }.min { best[$0] < best[$1] }!
-        let states = try snapshotScores[teacher].map {
+        let averagedScores = snapshotScores[teacher]
+        let states = try averagedScores.map {
             try Safetensors.read(snapshotURL(teacher, $0.iteration, in: context.checkpointDirectory)).dictionary
         }
         let averaged = states.isEmpty ? Dictionary(try ensemble.networks[teacher].stateDict(), uniquingKeysWith: { a, _ in a })
                                       : try averageStateDicts(states)
         try startPReL(teacher: teacher, student: student, teacherState: averaged)
-        context.event(iteration: iteration, "PReL: teacher \(modalityNames[teacher]) (best val Dice \(String(format: "%.4f", best[teacher])), \(states.count) checkpoints averaged), student \(modalityNames[student])")
+        let list = averagedScores.map { String(format: "iteration %d (Dice %.4f)", $0.iteration, $0.dice) }.joined(separator: ", ")
+        var message = "PReL from iteration \(iteration): teacher \(modalityNames[teacher]) (best validation Dice \(best[teacher] < 0 ? "none" : String(format: "%.4f", best[teacher]))), student \(modalityNames[student]); "
+        if states.isEmpty {
+            message += teacherCheckpoints == 0 ? "teacher = the network as it is now (cmlTeacherCheckpoints 0)"
+                                               : "NO stage-1 snapshot existed (no validation cases?): the teacher is the network as it is now, not an average of \(teacherCheckpoints) checkpoints"
+        } else if states.count < teacherCheckpoints {
+            message += "only \(states.count) of \(teacherCheckpoints) checkpoints existed and were averaged: \(list)"
+        } else {
+            message += "averaged \(states.count) checkpoints: \(list)"
+        }
+        context.event(iteration: iteration, message)
     }
 
     public func checkpointState() throws -> MethodCheckpointState {
@@ -236,6 +306,8 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
 
     public func predict(_ images: [Tensor?]) throws -> [Tensor?] {
         let probabilities = try images.enumerated().map { i, x in try x.map { try F.softmax(ensemble.networks[i]($0), dim: 1) } }
-        return probabilities + [try mean(of: probabilities.compactMap { $0 })]
+        let meanHead = try mean(of: probabilities.compactMap { $0 })
+        let reference = probabilities.compactMap { $0 }.first   // the first present modality's own network
+        return probabilities + (config.outputMean ? [reference, meanHead] : [meanHead, reference])
     }
 }

@@ -32,9 +32,9 @@ public struct CMCOutput {
 ///
 /// Missing modalities: pass nil for an absent input. Its branch is skipped (no prediction), and its
 /// slot in the fusion input is zeros, which is what a present-but-blank channel would give after
-/// MIA; present branches still receive the fused information of the others. Quality without a
-/// modality is below the full-input quality unless training used modality dropout
-/// (`modalityDropout` in the method); predictions say which branches ran.
+/// MIA; present branches still receive the fused information of the others. A network trained on
+/// complete inputs only has never seen this rule; `cmc.modalityDropout` trains under it
+/// (CMCMethod); predictions say which branches ran.
 ///
 /// Parameter paths: `encoders.0.stages.0.conv1.conv.weight`, `attention.0.gamma`,
 /// `fusion.0.conv.weight`, `inject.0.weight`, `decoders.0.head.weight` (one index per modality;

@@ -77,8 +77,9 @@ public enum OptimizerKind: String, SettingChoice {
 
 /// `schedule`: the learning rate over training.
 public enum LearningRateScheduleKind: String, SettingChoice {
-    /// lr (1 - t)^0.9.
+    /// lr (1 - t)^0.9 (after the warm-up, if any, over the remaining iterations).
     case poly
+    /// lr (after the warm-up, if any).
     case constant
     /// Linear warm-up over `warmupIterations`, then a cosine decay.
     case cosine

@@ -274,7 +274,7 @@ public final class Trainer {
     func validateAndKeepBest(iteration: Int, log: TrainingLog, elapsed: Double) throws -> [[Int: Double]?] {
         guard !data.validation.isEmpty else { return [] }
         let heads = try validate(method: method, cases: data.validation, inference: inference, numClasses: data.numClasses)
-        guard let final = heads.last ?? nil else { return heads }
+        guard let final = method.selectionDice(heads) else { return heads }   // the final head, or what the method selects by
         var extra: [String: Any] = [:]
         for (h, scores) in heads.enumerated() where h < method.outputNames.count {
             if let scores { extra["head_\(method.outputNames[h])"] = scores.meanValue }

@@ -19,6 +19,7 @@ public struct SharedTrainingSettings: Codable, Sendable {
     public var weightDecay: Double = 1e-4
     public var momentum: Double = 0.99             // sgd only
     public var schedule: LearningRateScheduleKind = .poly
+    /// Linear warm-up of the learning rate over this many iterations, then `schedule` (any of them).
     public var warmupIterations: Int = 0
     public var gradientClip: Double = 12
     public var validationInterval: Int = 200
@@ -168,6 +169,9 @@ public struct TrainingConfig: Codable, Sendable {
             throw fail("labeledRatioPerModality.\(name) must be in (0, 1], got \(r)")
         }
         guard self.learningRate > 0, self.learningRate.isFinite else { throw fail("learning_rate must be positive") }
+        guard self.warmupIterations >= 0, self.warmupIterations < self.iterations else {
+            throw fail("warmupIterations must be in [0, iterations (\(self.iterations))), got \(self.warmupIterations)")
+        }
         guard (0..<1).contains(self.overlap) else { throw fail("overlap must be in [0, 1)") }
         guard self.validationInterval > 0, self.checkpointInterval > 0, self.logInterval > 0 else { throw fail("intervals must be > 0") }
         try settings(definition.settingsType).validate(in: self)
@@ -178,10 +182,17 @@ public struct TrainingConfig: Codable, Sendable {
     public var volumePatch: [Int] { self.unet.rank == 2 ? [1] + self.patch : self.patch }
 
     public func learningRateSchedule() -> LearningRateSchedule {
+        // Every schedule honours warmupIterations: a linear warm-up, then the schedule over the
+        // remaining iterations (cosine has the warm-up built in).
+        let warmup = self.warmupIterations
         switch self.schedule {
-        case .constant: return ConstantLR(self.learningRate)
-        case .cosine: return WarmupCosineLR(base: self.learningRate, warmupSteps: self.warmupIterations, totalSteps: self.iterations)
-        case .poly: return PolyLR(base: self.learningRate, totalSteps: self.iterations)
+        case .cosine: return WarmupCosineLR(base: self.learningRate, warmupSteps: warmup, totalSteps: self.iterations)
+        case .constant:
+            let constant = ConstantLR(self.learningRate)
+            return warmup > 0 ? LinearWarmupLR(warmupSteps: warmup, then: constant) : constant
+        case .poly:
+            guard warmup > 0 else { return PolyLR(base: self.learningRate, totalSteps: self.iterations) }
+            return LinearWarmupLR(warmupSteps: warmup, then: PolyLR(base: self.learningRate, totalSteps: self.iterations - warmup))
         }
     }
 }

@@ -35,3 +35,17 @@ public struct WarmupCosineLR: LearningRateSchedule {
         return minimum + 0.5 * (base - minimum) * (1 + cos(Double.pi * progress))
     }
 }
+
+/// Linear warm-up from 0 to the schedule's starting rate over `warmupSteps`, then `schedule`
+/// evaluated from its own step 0 (so a poly decay built over the remaining steps decays from the
+/// end of the warm-up to the end of training): rate(s) = after.rate(0) (s + 1) / warmupSteps for
+/// s < warmupSteps, else after.rate(s - warmupSteps). Same warm-up formula as `WarmupCosineLR`.
+public struct LinearWarmupLR: LearningRateSchedule {
+    public let warmupSteps: Int
+    public let after: LearningRateSchedule
+    public init(warmupSteps: Int, then after: LearningRateSchedule) { self.warmupSteps = warmupSteps; self.after = after }
+    public func rate(at step: Int) -> Double {
+        if step < warmupSteps { return after.rate(at: 0) * Double(step + 1) / Double(warmupSteps) }
+        return after.rate(at: step - warmupSteps)
+    }
+}
