@@ -1,7 +1,7 @@
 import Foundation
 
 /// Overlap and surface-distance metrics of one binary prediction against one binary reference,
-/// following `medpy.metric.binary` (see SPEC section 3).
+/// following `medpy.metric.binary` (docs/methods.md, section 3).
 ///
 /// Definitions (A = prediction, B = reference, distances in millimetres using the voxel spacing):
 /// - `dice` = 2|A∩B| / (|A| + |B|), `jaccard` = |A∩B| / |A∪B|.

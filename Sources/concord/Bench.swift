@@ -39,6 +39,8 @@ struct Bench: ParsableCommand {
         @Option(help: "ViT preset with --encoder vit: small or sam-med3d.") var vit = "small"
         @Flag(help: "Freeze the ViT backbone (patch embedding, attention, MLPs), as after loading pretrained weights.") var frozen = false
         @Flag(help: "Deep supervision (auxiliary decoder heads, weighted Dice+CE).") var deepSupervision = false
+        @Option(help: "Precision of the network: \(PrecisionSetting.choices).") var precision = "fp32"
+        @Flag(help: "Channels-last (NDHWC) weights and inputs.") var channelsLast = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
@@ -55,8 +57,12 @@ struct Bench: ParsableCommand {
             let net = try UNet(inChannels: channels, numClasses: classes, config: config)
             if frozen, let v = net.encoder as? ViTUNetEncoder { v.vit.freezeBackbone() }
             try net.to(dev)
+            guard let precisionSetting = PrecisionSetting(rawValue: precision) else { throw ValidationError("--precision must be \(PrecisionSetting.choices)") }
+            net.mixedPrecision = try precisionSetting.policy(on: dev)
+            if channelsLast { try net.convert(to: .channelsLast3d) }
             let optimizer = Adam(net.trainableParameters(), learningRate: 1e-3)
-            let x = try Tensor.randn([batch, channels, size, size, size], device: dev)
+            var x = try Tensor.randn([batch, channels, size, size, size], device: dev)
+            if channelsLast { x = try x.contiguous(memoryFormat: .channelsLast3d) }
             let y = try Tensor.randint(0, classes, shape: [batch, size, size, size]).to(dev)
             var times: [Double] = []
             for i in 0..<(warmup + steps) {
@@ -72,10 +78,11 @@ struct Bench: ParsableCommand {
             times.sort()
             let median = times[times.count / 2]
             let encoderText = kind == .vit ? ", ViT encoder (\(vit)\(frozen ? ", frozen" : ""))" : ""
-            let summary = "train step, U-Net \(w)\(encoderText)\(deepSupervision ? ", deep supervision" : ""), batch \(batch)x\(channels)x\(size)^3, \(Runtime.threads) threads, \(dev): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))) over \(steps) steps; \(net.parameterCount) parameters (\(net.trainableParameters().reduce(0) { $0 + $1.value.count }) trainable); libtorch \(Runtime.libtorchVersion)"
+            let summary = "train step, U-Net \(w)\(encoderText)\(deepSupervision ? ", deep supervision" : ""), \(precision)\(channelsLast ? ", channels-last" : ""), batch \(batch)x\(channels)x\(size)^3, \(Runtime.threads) threads, \(dev): median \(String(format: "%.3f", median)) s (min \(String(format: "%.3f", times.first!)), max \(String(format: "%.3f", times.last!))) over \(steps) steps; \(net.parameterCount) parameters (\(net.trainableParameters().reduce(0) { $0 + $1.value.count }) trainable); libtorch \(Runtime.libtorchVersion)"
             if json {
                 let object: [String: Any] = ["median_s": median, "min_s": times.first!, "max_s": times.last!, "threads": Runtime.threads,
                                              "size": size, "batch": batch, "channels": channels, "device": dev.description,
+                                             "precision": precision, "channels_last": channelsLast, "libtorch": Runtime.libtorchVersion,
                                              "peak_rss_mb": peakResidentMB()]
                 print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
             } else {

@@ -10,7 +10,7 @@ final class MethodFidelityTests: XCTestCase {
     let tiny = UNetConfig(widths: [4, 8, 16])
 
     func gradientNorm(_ module: Module) throws -> Double {
-        try module.parameters().compactMap(\.grad).reduce(0) { $0 + (try $1.abs().sum().item()) }
+        try module.parameters().compactMap { try $0.grad }.reduce(0) { $0 + (try $1.abs().sum().item()) }
     }
 
     /// Symmetric InfoNCE of one square similarity matrix (rows and columns as anchors), by hand.

@@ -1,6 +1,6 @@
 import Torch
 
-/// Semi-CML's area-similarity contrastive loss ASC (SPEC 1.2).
+/// Semi-CML's area-similarity contrastive loss ASC (docs/methods.md, 1.2).
 ///
 /// Area maps: the per-class probability maps p_k, k = 1..K-1 (softmax probabilities) of two
 /// modality networks for the same batch (labelled and unlabelled together). For each foreground

@@ -1,6 +1,6 @@
 import Torch
 
-/// CMC's channel-wise semantic consistency loss L_CSC (SPEC 1.1).
+/// CMC's channel-wise semantic consistency loss L_CSC (docs/methods.md, 1.1).
 ///
 /// Each bottleneck channel c of modality m gives an embedding v_{m,c}: the channel's feature map
 /// adaptively average-pooled to a small grid (default 4^3, cheap and tolerant to misalignment

@@ -1,6 +1,6 @@
 import Torch
 
-/// CMC's contrastive consistent learning loss L_CAC on unlabelled data (SPEC 1.1).
+/// CMC's contrastive consistent learning loss L_CAC on unlabelled data (docs/methods.md, 1.1).
 ///
 /// For each foreground class k the region maps p_{m,k} (softmax probabilities, optionally average-
 /// pooled by `pool` per axis to tolerate misalignment; default 2) of two modalities should agree:

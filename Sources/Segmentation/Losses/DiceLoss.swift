@@ -3,7 +3,7 @@ import Torch
 /// Soft Dice loss on softmax probabilities, per sample and class:
 ///   dice_{b,k} = (2 sum(p y) + smooth) / (sum p + sum y + smooth),  loss = 1 - mean_{b,k} dice_{b,k}
 /// `target` is either int64 class indices (B, spatial...) or class probabilities shaped like the
-/// logits (soft labels, PReL). `smooth` 1e-5 as SPEC 1.1. With `includeBackground` false class 0
+/// logits (soft labels, PReL). `smooth` 1e-5 as in docs/methods.md (1.1). With `includeBackground` false class 0
 /// is left out of the mean (nnU-Net style); default true (MONAI's default).
 public struct DiceLoss: Sendable {
     public var smooth: Double

@@ -1,6 +1,6 @@
 import Torch
 
-/// Configuration of the CMC network (SPEC 1.1).
+/// Configuration of the CMC network (docs/methods.md, 1.1).
 public struct CMCConfig: Codable, Sendable, Equatable {
     public var modalities: Int
     public var numClasses: Int

@@ -158,7 +158,8 @@ public struct TrainingConfig: Codable, Sendable {
         guard topology.isEmpty else { throw fail(topology.joined(separator: "; ")) }
         let divisors = self.unet.divisors
         guard self.patch.count == self.unet.rank, zip(self.patch, divisors).allSatisfy({ $0 > 0 && $0 % $1 == 0 }) else {
-            throw fail("patch \(self.patch) must have \(self.unet.rank) sizes divisible by \(divisors) (per axis the product of the stage strides, 2^(stages-1) by default; with the ViT encoder also vit.patch)")
+            let divisorText = Set(divisors).count == 1 ? "\(divisors[0])" : "\(divisors) (D, H, W)"
+            throw fail("patch \(self.patch) must have \(self.unet.rank) sizes divisible by \(divisorText) (per axis the product of the stage strides, 2^(stages-1) by default; with the ViT encoder also vit.patch)")
         }
         if self.unet.deepSupervision && self.unet.widths.count < 4 {
             throw fail("unet.deepSupervision needs at least 4 stages (unet.widths): the lowest-resolution decoder output is not supervised, so \(self.unet.widths.count) stages leave no auxiliary output")

@@ -1,7 +1,7 @@
 import Torch
 
 /// Dice per foreground class of a hard prediction against a label map, both (spatial...) int64.
-/// Both empty counts as 1 (SPEC 3).
+/// Both empty counts as 1 (docs/methods.md, section 3).
 public func diceScores(prediction: Tensor, label: Tensor, numClasses: Int) throws -> [Int: Double] {
     var out: [Int: Double] = [:]
     for k in 1..<numClasses {
