@@ -41,7 +41,7 @@ public struct CMCOutput {
 /// with `sharedEncoder`, only `encoders.0`). With the ViT encoder (`unet.encoder: vit`) each
 /// modality has its own ViT-3D (`encoders.0.vit.blocks.0...`) whose projected bottleneck is what
 /// MIA, the fusion and L_CSC see; deep supervision adds `decoders.m.auxiliary_heads.k`.
-public final class CMCNetwork: Module, MixedPrecisionNetwork {
+public final class CMCNetwork: Module, MixedPrecisionNetwork, @unchecked Sendable {
     /// Autocast policy of the forward pass (`MixedPrecision`); nil = float32.
     public var mixedPrecision: MixedPrecision?
     public let encoders: [any FeatureEncoder]

@@ -15,7 +15,7 @@ public enum NormKind: String, Codable, Sendable, CaseIterable {
 
 /// conv (3^n, padding 1) -> norm -> LeakyReLU(0.01), nnU-Net's basic block.
 /// State-dict paths: `conv.weight`, `conv.bias`, `norm.weight`, `norm.bias`.
-public final class ConvNormAct: Module, Layer {
+public final class ConvNormAct: Module, Layer, @unchecked Sendable {
     public let conv: ConvNd
     public let norm: any Layer
     public let slope: Double

@@ -4,7 +4,7 @@ import Torch
 /// sample), the channel attention of DANet:
 ///   E = F F^T (C x C),  A = softmax(rowmax(E) - E) over the last axis,  out = gamma (A F) + F
 /// with gamma learnable and initialised to 0, so the block starts as the identity.
-public final class ModalityChannelAttention: Module, Layer {
+public final class ModalityChannelAttention: Module, Layer, @unchecked Sendable {
     public let gamma: Parameter
 
     public override init() {

@@ -130,7 +130,7 @@ public func makeEncoder(inChannels: Int, config: UNetConfig) throws -> any Featu
 }
 
 /// One encoder stage: two conv blocks, the first strided (except in stage 0) for downsampling.
-public final class EncoderStage: Module {
+public final class EncoderStage: Module, @unchecked Sendable {
     public let conv1: ConvNormAct
     public let conv2: ConvNormAct
 
@@ -151,7 +151,7 @@ public final class EncoderStage: Module {
 }
 
 /// The U-Net encoder: returns every stage's output (the last one is the bottleneck).
-public final class UNetEncoder: Module, FeatureEncoder {
+public final class UNetEncoder: Module, FeatureEncoder, @unchecked Sendable {
     public let stages: [EncoderStage]
     public let config: UNetConfig
 
@@ -187,7 +187,7 @@ public final class UNetEncoder: Module, FeatureEncoder {
 }
 
 /// One decoder stage: transposed-conv upsampling, concatenation with the skip, two conv blocks.
-public final class DecoderStage: Module {
+public final class DecoderStage: Module, @unchecked Sendable {
     public let up: ConvTransposeNd
     public let conv1: ConvNormAct
     public let conv2: ConvNormAct
@@ -220,7 +220,7 @@ public final class DecoderStage: Module {
 /// of the full resolution, k = 0 ..< stages - 3: every decoder output except the lowest-resolution
 /// one, as nnU-Net (which gives that one weight 0). Without it the parameters are exactly those of
 /// the plain decoder.
-public final class UNetDecoder: Module {
+public final class UNetDecoder: Module, @unchecked Sendable {
     public let stages: [DecoderStage]
     public let head: ConvNd
     public let auxiliary_heads: [ConvNd]
@@ -272,7 +272,7 @@ public final class UNetDecoder: Module {
 /// A plain U-Net (encoder + decoder), the network of the supervised, mean-teacher and Semi-CML
 /// methods. Parameter paths: `encoder.stages.0.conv1.conv.weight`, ..., `decoder.head.weight`
 /// (with the ViT encoder: `encoder.vit.blocks.0...`, `encoder.stem...`, `encoder.projections...`).
-public final class UNet: Module, Layer, MixedPrecisionNetwork {
+public final class UNet: Module, Layer, MixedPrecisionNetwork, @unchecked Sendable {
     public let encoder: any FeatureEncoder
     public let decoder: UNetDecoder
     public let config: UNetConfig

@@ -77,7 +77,7 @@ public struct ViTConfig: Codable, Sendable, Equatable {
 
 /// SAM-Med3D's channels-first layer norm (`LayerNorm3d`): each voxel's C channels normalised to
 /// zero mean and unit (biased) variance, then scaled and shifted per channel. eps 1e-6.
-public final class LayerNorm3d: Module, Layer {
+public final class LayerNorm3d: Module, Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter
     public let eps: Double
@@ -98,7 +98,7 @@ public final class LayerNorm3d: Module, Layer {
 }
 
 /// `patch_embed.proj`: a Conv3d with kernel = stride = patch; output channels-last (B, D, H, W, C).
-public final class PatchEmbedding3D: Module {
+public final class PatchEmbedding3D: Module, @unchecked Sendable {
     public let proj: ConvNd
 
     public init(inChannels: Int, embedDim: Int, patch: Int) throws {
@@ -110,7 +110,7 @@ public final class PatchEmbedding3D: Module {
 }
 
 /// SAM-Med3D's `MLPBlock`: lin1 -> GELU (exact) -> lin2.
-public final class ViTMLP: Module, Layer {
+public final class ViTMLP: Module, Layer, @unchecked Sendable {
     public let lin1: Linear
     public let lin2: Linear
 
@@ -125,7 +125,7 @@ public final class ViTMLP: Module, Layer {
 
 /// A bottleneck adapter with a residual: x + up(GELU(down(x))). `up` starts at zero so a freshly
 /// added adapter is the identity and a pretrained encoder computes exactly what it did before.
-public final class ViTAdapter: Module, Layer {
+public final class ViTAdapter: Module, Layer, @unchecked Sendable {
     public let down: Linear
     public let up: Linear
 
@@ -154,7 +154,7 @@ public final class ViTAdapter: Module, Layer {
 /// not as MViTv2's rel_d[.., j_d] + rel_h[.., j_h] + rel_w[.., j_w]. The pretrained weights were
 /// trained with this form, so it is reproduced exactly (the fixture test compares against it). It
 /// needs a cubic token grid, which windows always are; global-attention blocks need cubic patches.
-public final class ViTAttention3D: Module {
+public final class ViTAttention3D: Module, @unchecked Sendable {
     public let qkv: Linear
     public let proj: Linear
     public let rel_pos_d: Parameter?
@@ -241,7 +241,7 @@ public final class ViTAttention3D: Module {
 /// One transformer block: x + attn(norm1(x)) (windowed or global), then + mlp(norm2(x)), then the
 /// adapter. Windowed blocks zero-pad the grid to a multiple of the window and attend within each
 /// window, padded tokens included (as SAM-Med3D, whose weights were trained that way).
-public final class ViTBlock3D: Module {
+public final class ViTBlock3D: Module, @unchecked Sendable {
     public let norm1: LayerNorm
     public let attn: ViTAttention3D
     public let norm2: LayerNorm
@@ -309,7 +309,7 @@ func windowMerge(_ windows: Tensor, _ s: Int, batch: Int, grid: [Int]) throws ->
 /// Input (B, C, D, H, W) with every spatial size a multiple of the patch. When the token grid
 /// differs from the position embedding's (imageSize / patch), the embedding is resampled
 /// trilinearly: SAM-Med3D itself only runs at its training size.
-public final class ViT3DEncoder: Module {
+public final class ViT3DEncoder: Module, @unchecked Sendable {
     public let patch_embed: PatchEmbedding3D
     public let pos_embed: Parameter
     public let blocks: [ViTBlock3D]

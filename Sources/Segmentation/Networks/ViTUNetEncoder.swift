@@ -11,7 +11,7 @@ import Torch
 ///
 /// Parameter paths: `vit.*` (SAM-Med3D's keys, see `ViT3DEncoder`), `stem.conv1.conv.weight`,
 /// `projections.{i-1}.{j}...` for stage i.
-public final class ViTUNetEncoder: Module, FeatureEncoder {
+public final class ViTUNetEncoder: Module, FeatureEncoder, @unchecked Sendable {
     public let vit: ViT3DEncoder
     public let stem: EncoderStage
     public let projections: [Sequential]
