@@ -14,10 +14,18 @@ struct Predict: ParsableCommand {
         branches (absent modalities are zeros in the fusion) and writes the mean of the present branches;
         supervised and mean-teacher models need all their input channels. --modality keeps only the named
         channels (e.g. a CT-only prediction with a CT+MR model).
+
+        Several runs (--run A --run B, or a folder whose subfolders are runs, e.g. the fold runs of a
+        cross-validation) predict as an ensemble: each run's class probabilities are restored into the
+        input's geometry (trilinear) and averaged, and the mask is their argmax. The runs must have the
+        same classes and modalities. A postprocessing.json (written by concord cross-validate) is
+        applied when given with --postprocessing, or when it lies in the folder that holds the runs.
         """
     )
 
-    @Option(name: .customLong("run"), help: "A run folder written by concord train.") var runFolder: String
+    @Option(name: .customLong("run"), parsing: .upToNextOption,
+            help: "A run folder written by concord train, or a folder of fold runs; repeat (or list) to ensemble several runs.")
+    var runFolders: [String]
     @Option(parsing: .upToNextOption, help: "Input files or folders.") var input: [String]
     @Option(help: "Output folder.") var out: String
     @Option(help: "Checkpoint: best or last.") var checkpoint = "best"
@@ -30,6 +38,9 @@ struct Predict: ParsableCommand {
     @Option(help: "Seed of the simulated misalignment.") var seed: UInt64 = 0
     @Option(help: "Device: \(DeviceSetting.choices).") var device = "cpu"
     @Option(help: "Precision of the networks: \(PrecisionSetting.choices) (default: the run's own).") var precision: String?
+    @Flag(help: "Also write the (averaged) class probabilities: OUT/probabilities/CASE.nii.gz, 4D float32, frame k = class k.") var saveProbabilities = false
+    @Option(help: "Apply this postprocessing.json (default: the one in the folder holding the runs, if any).") var postprocessing: String?
+    @Flag(help: "Do not apply a postprocessing.json found beside the runs.") var noPostprocessing = false
 
     func precisionOverride() throws -> PrecisionSetting? {
         guard let precision else { return nil }
@@ -40,26 +51,49 @@ struct Predict: ParsableCommand {
     func run() throws {
         guard let setting = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
         let dev = try setting.resolve()
-        let predictor = try Predictor(run: URL(fileURLWithPath: runFolder), checkpoint: checkpoint, overlap: overlap, flipTTA: tta, device: dev,
-                                      precision: try precisionOverride())
-        let names = predictor.description.modalityNames
+        guard !runFolders.isEmpty else { throw ValidationError("--run: name at least one run") }
+        let runs = try EnsemblePredictor.runFolders(runFolders.map { URL(fileURLWithPath: $0) })
+        let precisionSetting = try precisionOverride()
+        let predictors = try runs.map { try Predictor(run: $0, checkpoint: checkpoint, overlap: overlap, flipTTA: tta, device: dev, precision: precisionSetting) }
+        let ensemble = try EnsemblePredictor(members: predictors)
+        let names = ensemble.description.modalityNames
         if let head {
-            guard let index = predictor.method.outputNames.firstIndex(of: head) else {
-                throw ValidationError("--head \(head): this run's heads are \(predictor.method.outputNames.joined(separator: ", "))")
+            for predictor in predictors {
+                guard let index = predictor.method.outputNames.firstIndex(of: head) else {
+                    throw ValidationError("--head \(head): the heads of \(predictor.run.path) are \(predictor.method.outputNames.joined(separator: ", "))")
+                }
+                predictor.head = index
             }
-            predictor.head = index
         }
         let keep = try modality.map { name -> Int in
             guard let i = names.firstIndex(of: name) else { throw ValidationError("--modality \(name): the run's modalities are \(names.joined(separator: ", "))") }
             return i
         }
+        // Postprocessing: the file given, else the postprocessing.json in the folder holding the runs.
+        guard postprocessing == nil || !noPostprocessing else { throw ValidationError("--postprocessing and --no-postprocessing exclude each other") }
+        var steps: Postprocessing? = nil
+        if let file = postprocessing.map({ URL(fileURLWithPath: $0) }) ?? (noPostprocessing ? nil : EnsemblePredictor.postprocessingBeside(runs)) {
+            steps = try Postprocessing.read(file, numClasses: ensemble.description.numClasses)
+            print("postprocessing from \(file.path): \(steps!.summary)")
+        }
         let cases = try CaseFiles.group(inputs: input.map { URL(fileURLWithPath: $0) }, channels: names.count)
         guard !cases.isEmpty else { throw ValidationError("no input files named CASE_XXXX.nii(.gz) found") }
-        try predictor.predict(cases.map { CaseInput(name: $0.name, channels: $0.channels) }, out: URL(fileURLWithPath: out),
-                              keep: keep, misalignMM: misalignMm, misalignDegrees: misalignDeg, seed: seed,
-                              log: { FileHandle.standardError.write(Data("\r".utf8)); print($0) }) { name, done, total in
+        let inputs = cases.map { CaseInput(name: $0.name, channels: $0.channels) }
+        let log: (String) -> Void = { FileHandle.standardError.write(Data("\r".utf8)); print($0) }
+        let progress: (String, Int, Int) -> Void = { name, done, total in
             FileHandle.standardError.write(Data("\r\(name): window \(done)/\(total)   ".utf8))
         }
+        if predictors.count == 1 && !saveProbabilities && steps == nil {
+            try predictors[0].predict(inputs, out: URL(fileURLWithPath: out), keep: keep, misalignMM: misalignMm, misalignDegrees: misalignDeg,
+                                      seed: seed, log: log, windowProgress: progress)
+            return
+        }
+        guard misalignMm == 0 && misalignDeg == 0 else {
+            throw ValidationError("--misalign-mm/--misalign-deg simulate misalignment for one run without --save-probabilities or postprocessing")
+        }
+        if predictors.count > 1 { print("ensemble of \(predictors.count) runs: \(runs.map(\.lastPathComponent).joined(separator: ", "))") }
+        try ensemble.predict(inputs, out: URL(fileURLWithPath: out), keep: keep, saveProbabilities: saveProbabilities,
+                             postprocessing: steps, log: log, windowProgress: progress)
     }
 }
 

@@ -10,6 +10,23 @@ public struct CaseInput: Sendable {
     public init(name: String, channels: [URL?]) { self.name = name; self.channels = channels }
 }
 
+extension CaseInput {
+    /// Reads the channels (only those in `keep`, unless empty) and the header of the reference
+    /// channel (the first present one), whose geometry every output of the case takes.
+    public func read(keep: [Int] = []) throws -> (CaseVolumes, NIfTIHeader) {
+        var volumes: [Volume?] = []
+        var reference: NIfTIHeader? = nil
+        for (m, url) in channels.enumerated() {
+            guard let url, keep.isEmpty || keep.contains(m) else { volumes.append(nil); continue }
+            let image = try NIfTI.read(url)
+            if reference == nil { reference = image.header }
+            volumes.append(image.volume)
+        }
+        guard let header = reference else { throw SegmentationError.incompatibleData("\(name): none of the requested channels is present") }
+        return (CaseVolumes(name: name, channels: volumes), header)
+    }
+}
+
 extension Predictor {
     /// Segments `cases` and writes `out/CASE<ending>` (uint8) with the header of each case's
     /// reference channel (the first present), so the mask opens aligned with the input, plus the
@@ -25,16 +42,7 @@ extension Predictor {
         var rng = CaseVolumes.misalignmentGenerator(seed: seed)
         for (i, c) in cases.enumerated() {
             let start = Date()
-            var channels: [Volume?] = []
-            var reference: NIfTIHeader? = nil
-            for (m, url) in c.channels.enumerated() {
-                guard let url, keep.isEmpty || keep.contains(m) else { channels.append(nil); continue }
-                let image = try NIfTI.read(url)
-                if reference == nil { reference = image.header }
-                channels.append(image.volume)
-            }
-            guard let header = reference else { throw SegmentationError.incompatibleData("\(c.name): none of the requested channels is present") }
-            var volumes = CaseVolumes(name: c.name, channels: channels)
+            var (volumes, header) = try c.read(keep: keep)
             if misalignMM > 0 || misalignDegrees > 0 {
                 volumes = try volumes.withSimulatedMisalignment(maxTranslationMM: misalignMM, maxRotationDegrees: misalignDegrees, rng: &rng).volumes
             }
