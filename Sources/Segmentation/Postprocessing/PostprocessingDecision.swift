@@ -128,7 +128,7 @@ public struct PostprocessingDecision: Codable, Equatable, Sendable {
         lines.append("")
         for t in trials {
             let b = Self.mean(classes.map { t.before[String($0)] ?? 0 }), a = Self.mean(classes.map { t.after[String($0)] ?? 0 })
-            lines.append(String(format: "%@: mean Dice %.4f -> %.4f: %@", t.option, b, a, t.kept ? "kept" : "not kept"))
+            lines.append(String(format: "%@: mean Dice %.4f -> %.4f (%+.5f): %@", t.option, b, a, a - b, t.kept ? "kept" : "not kept"))
         }
         lines.append("postprocessing: \(postprocessing.summary)")
         return lines.joined(separator: "\n")
