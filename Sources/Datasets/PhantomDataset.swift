@@ -58,47 +58,26 @@ extension Phantom {
         }
 
         let total = cases + unlabeledCases
-        var records = [PhantomDatasetRecord.CaseRecord?](repeating: nil, count: total)
-        var firstError: Error? = nil
-        var next = 0, done = 0
-        let lock = NSLock()
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, total))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                lock.lock()
-                let index = next
-                next += 1
-                let stop = firstError != nil
-                lock.unlock()
-                guard index < total, !stop else { return }
-                let labeled = index < cases
-                do {
-                    let c = generateCase(index: index, seed: seed, config: config)
-                    let folder = labeled ? DatasetLayout.imagesTr : DatasetLayout.imagesUnlabeled
-                    for (ch, volume) in c.channels.enumerated() {
-                        let path = DatasetLayout.channelPath(folder: folder, caseName: c.name, channel: ch, fileEnding: ".nii.gz")
-                        try NIfTI.write(volume, to: root.appendingPathComponent(path), datatype: .float32)
-                    }
-                    if labeled {
-                        try NIfTI.write(c.label, to: root.appendingPathComponent("\(DatasetLayout.labelsTr)/\(c.name).nii.gz"), datatype: .uint8)
-                    }
-                    let record = PhantomDatasetRecord.CaseRecord(name: c.name, index: index, labeled: labeled, hasScar: c.hasScar, motions: c.motions)
-                    lock.lock()
-                    records[index] = record
-                    done += 1
-                    progress?(done, total)
-                    lock.unlock()
-                } catch {
-                    lock.lock()
-                    if firstError == nil { firstError = error }
-                    lock.unlock()
-                    return
-                }
+        var done = 0
+        // Cases in parallel; each case's files are written before it counts as done.
+        let records = try Parallel.map(count: total, { index -> PhantomDatasetRecord.CaseRecord in
+            let labeled = index < cases
+            let c = generateCase(index: index, seed: seed, config: config)
+            let folder = labeled ? DatasetLayout.imagesTr : DatasetLayout.imagesUnlabeled
+            for (ch, volume) in c.channels.enumerated() {
+                let path = DatasetLayout.channelPath(folder: folder, caseName: c.name, channel: ch, fileEnding: ".nii.gz")
+                try NIfTI.write(volume, to: root.appendingPathComponent(path), datatype: .float32)
             }
-        }
-        if let e = firstError { throw e }
+            if labeled {
+                try NIfTI.write(c.label, to: root.appendingPathComponent("\(DatasetLayout.labelsTr)/\(c.name).nii.gz"), datatype: .uint8)
+            }
+            return PhantomDatasetRecord.CaseRecord(name: c.name, index: index, labeled: labeled, hasScar: c.hasScar, motions: c.motions)
+        }, completed: { _, _ in
+            done += 1
+            progress?(done, total)
+        })
 
-        let record = PhantomDatasetRecord(generatorVersion: generatorVersion, seed: seed, config: config, cases: records.map { $0! })
+        let record = PhantomDatasetRecord(generatorVersion: generatorVersion, seed: seed, config: config, cases: records)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try enc.encode(record), to: root.appendingPathComponent(PhantomDatasetRecord.fileName))
