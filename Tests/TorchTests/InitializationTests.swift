@@ -7,7 +7,7 @@ final class InitializationTests: XCTestCase {
     /// PyTorch's kaiming_normal_ computes it), biases zero, other layers untouched.
     func testHeInitialisationStatistics() throws {
         try Runtime.manualSeed(11)
-        final class Pair: Module {
+        final class Pair: Module, @unchecked Sendable {
             let conv = try! Conv3d(16, 32, kernelSize: 3)
             let up = try! ConvTranspose3d(32, 8, kernelSize: 2, stride: 2)
             let norm = try! InstanceNorm(8)

@@ -2,14 +2,14 @@ import XCTest
 @testable import Torch
 
 /// A small structure mirroring a PyTorch module tree, to check state-dict paths.
-final class Block: Module, Layer {
+final class Block: Module, Layer, @unchecked Sendable {
     let conv1: Conv3d
     let norm: BatchNorm
     init(inChannels: Int = 2) throws { conv1 = try Conv3d(inChannels, 4, kernelSize: 3, padding: 1); norm = try BatchNorm(4); super.init() }
     func callAsFunction(_ x: Tensor) throws -> Tensor { try F.relu(norm(conv1(x))) }
 }
 
-final class Net: Module {
+final class Net: Module, @unchecked Sendable {
     let stages: [Block]
     let head: Sequential
     let _cache: Int = 0  // ignored by reflection
@@ -32,7 +32,7 @@ final class ModuleTests: XCTestCase {
             "stages.0.norm.running_mean", "stages.0.norm.running_var", "stages.0.norm.num_batches_tracked",
         ])
         XCTAssertEqual(net.parameterCount, 4 * 2 * 27 + 4 + 4 + 4 + 3 * 4 + 3)
-        XCTAssertEqual(try net.stages[0].conv1.weight.value.shape, [4, 2, 3, 3, 3])
+        XCTAssertEqual(net.stages[0].conv1.weight.value.shape, [4, 2, 3, 3, 3])
         net.eval()
         XCTAssertFalse(net.stages[0].norm.isTraining)
         net.train()
