@@ -31,6 +31,7 @@ struct Train: ParsableCommand {
     @Option(help: "Precision of the networks: \(PrecisionSetting.choices) (fp16: CUDA, with loss scaling).") var precision: String?
     @Option(help: "Run folder.") var out: String
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
+    @Option(help: "Wall-time budget for training in minutes: training ends early (best and last checkpoints written) when it is spent.") var minutes: Double?
     @Option(help: "Cross-validation fold to train: 0..<--folds, or 'all' (every labelled case). Without it: the fraction-based splits.") var fold: String?
     @Option(help: "Number of cross-validation folds (fixed in DATA/splits_final.json on first use).") var folds = 5
     @Flag(help: "Do not use the dataset plan (DATA/plans.json) for patch, network and batch sizes: keep the fixed defaults.") var noPlan = false
@@ -107,7 +108,9 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(config: settings, data: loaded.data, run: runURL, resume: resume) { print($0) }
         print("training \(trainer.method.name) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads")
         do {
-            let summary = try trainer.train()
+            if let minutes, !(minutes > 0) { throw ValidationError("--minutes must be positive, got \(minutes)") }
+            let summary = try trainer.train(deadline: minutes.map { Date().addingTimeInterval($0 * 60) })
+            if summary.stoppedByDeadline { print("time budget of \(minutes ?? 0) minutes reached at iteration \(summary.iterations)") }
             if loaded.data.validation.isEmpty {
                 // Nothing to select on: best.safetensors is the last checkpoint.
                 print("done: \(summary.iterations) iterations in \(formatDuration(summary.seconds)) (no validation cases)")
