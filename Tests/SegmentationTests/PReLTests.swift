@@ -108,17 +108,7 @@ final class PReLTests: XCTestCase {
     // MARK: with the trainer
 
     func config(iterations: Int) -> TrainingConfig {
-        var config = TrainingConfig()
-        config.method = "cml"
-        config.iterations = iterations
-        config.patch = [16, 16, 16]
-        config.unet = UNetConfig(widths: [4, 8, 16])
-        config.labeledBatch = 1
-        config.unlabeledBatch = 2
-        config.validationInterval = 3
-        config.checkpointInterval = 3
-        config.logInterval = 1
-        config.learningRate = 3e-3
+        var config = TinyTraining.config("cml", iterations: iterations)
         var settings = config.settings(SemiCMLSettings.self)
         settings.cmlStage1Iterations = 4
         config.setSettings(settings)
