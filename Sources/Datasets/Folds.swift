@@ -82,11 +82,7 @@ public struct CrossValidationFolds: Codable, Equatable, Sendable {
             if let p = folds.problems(cases: names).first { throw SplitsError("\(url.path): \(p)") }
             return folds
         }
-        var strata: [String: String] = [:]
-        if layout.description.pairing == .unpaired {
-            let channelNames = try layout.description.orderedChannelNames()
-            for c in layout.labeled { strata[c.name] = c.presentChannels.first.map { channelNames[$0] } ?? "" }
-        }
+        let strata = try Splits.modalityStrata(layout)
         let folds = try make(cases: names, count: count, strata: strata)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -109,13 +105,7 @@ extension Splits {
         } else {
             (train, val) = (layout.labeled.map(\.name).sorted(), [])
         }
-        var strata: [String: String] = [:]
-        if layout.description.pairing == .unpaired {
-            let channelNames = try layout.description.orderedChannelNames()
-            for c in layout.labeled { strata[c.name] = c.presentChannels.first.map { channelNames[$0] } ?? "" }
-        } else if !labeledRatios.isEmpty {
-            throw SplitsError("per-modality labelled ratios apply to unpaired datasets (each case one modality); this dataset is paired")
-        }
+        let strata = try modalityStrata(layout, labeledRatios: labeledRatios)
         // The labelled subset: the stratified split with no val/test part, over the training part.
         let inner = try make(labeledCases: train, unlabeledCases: layout.unlabeled.map(\.name), seed: seed, valFraction: 0, testFraction: 0,
                              labeledRatio: labeledRatio, strata: strata.filter { train.contains($0.key) }, labeledRatios: labeledRatios)

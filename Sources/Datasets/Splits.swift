@@ -126,19 +126,26 @@ public struct Splits: Codable, Equatable, Sendable {
                       unlabeled: (hidden + extra).sorted())
     }
 
+    /// The stratum of each labelled case: its modality (first present channel's name) in an unpaired
+    /// dataset, none in a paired one, where per-modality labelled ratios are an error.
+    static func modalityStrata(_ layout: DatasetLayout, labeledRatios: [String: Double] = [:]) throws -> [String: String] {
+        guard layout.description.pairing == .unpaired else {
+            guard labeledRatios.isEmpty else {
+                throw SplitsError("per-modality labelled ratios apply to unpaired datasets (each case one modality); this dataset is paired")
+            }
+            return [:]
+        }
+        let names = try layout.description.orderedChannelNames()
+        return Dictionary(layout.labeled.map { c in (c.name, c.presentChannels.first.map { names[$0] } ?? "") }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Makes splits for a dataset folder's layout (labelled cases from imagesTr + labelsTr,
     /// unlabelled ones from imagesUnlabeled).
     /// An unpaired dataset is stratified by modality (each case's first channel name), with
     /// `labeledRatios` keyed by channel name (e.g. ["CT": 0.1, "MR": 0.2]).
     public static func make(layout: DatasetLayout, seed: UInt64, valFraction: Double = 0.1, testFraction: Double = 0.2,
                             labeledRatio: Double, labeledRatios: [String: Double] = [:]) throws -> Splits {
-        var strata: [String: String] = [:]
-        if layout.description.pairing == .unpaired {
-            let names = try layout.description.orderedChannelNames()
-            for c in layout.labeled { strata[c.name] = c.presentChannels.first.map { names[$0] } ?? "" }
-        } else if !labeledRatios.isEmpty {
-            throw SplitsError("per-modality labelled ratios apply to unpaired datasets (each case one modality); this dataset is paired")
-        }
+        let strata = try modalityStrata(layout, labeledRatios: labeledRatios)
         return try make(labeledCases: layout.labeled.map(\.name), unlabeledCases: layout.unlabeled.map(\.name), seed: seed,
                         valFraction: valFraction, testFraction: testFraction, labeledRatio: labeledRatio,
                         strata: strata, labeledRatios: labeledRatios)

@@ -32,6 +32,16 @@ final class PrecisionTrainingTests: XCTestCase {
         for t in out.logits.compactMap({ $0 }) + out.bottlenecks.compactMap({ $0 }) { XCTAssertEqual(t.dtype, .float32) }
     }
 
+    func testThePReLTeacherComputesInItsSourceNetworksPrecision() throws {
+        let config = helper.config("cml", iterations: 2)
+        let method = try XCTUnwrap(try MethodRegistry.make(config: config, modalityNames: ["A", "B"], numClasses: 3) as? SemiCMLMethod)
+        let policy = MixedPrecision(device: .cpu, dtype: .bfloat16)
+        method.model.setMixedPrecision(policy)
+        let state = Dictionary(try method.ensemble.networks[1].stateDict(), uniquingKeysWith: { a, _ in a })
+        try method.startPReL(teacher: 1, student: 0, teacherState: state)
+        XCTAssertEqual(method.prel?.network.mixedPrecision, policy)
+    }
+
     func testFP16OnTheCPUIsAClearError() throws {
         XCTAssertThrowsError(try PrecisionSetting.fp16.policy(on: .cpu)) { error in
             guard case let SegmentationError.invalidSettings(_, problem) = error else { return XCTFail("\(error)") }

@@ -152,6 +152,7 @@ public final class SemiCMLMethod: SegmentationMethod, SupervisedLossOwner {
         try frozen.to(source.decoder.head.weight.value.device)
         try frozen.loadStateDict(teacherState)
         for p in frozen.parameters() { p.isFrozen = true }
+        frozen.mixedPrecision = source.mixedPrecision   // the teacher computes as its source network did
         prel = (teacher, student, frozen)
     }
 

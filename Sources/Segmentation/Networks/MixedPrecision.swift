@@ -78,7 +78,8 @@ extension Tensor {
 
 extension Module {
     /// Sets `policy` on every network in this module tree (a method's `model`); nil turns mixed
-    /// precision off. Networks created later (a PReL teacher) are covered by calling it again.
+    /// precision off. A network a method builds later from one of these (the PReL teacher) takes
+    /// the policy of the network it copies.
     public func setMixedPrecision(_ policy: MixedPrecision?) {
         for (_, module) in namedModules() {
             (module as? MixedPrecisionNetwork)?.mixedPrecision = policy

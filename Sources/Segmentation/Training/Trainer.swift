@@ -213,7 +213,6 @@ public final class Trainer {
             }
             try method.willStartIteration(iteration, context: self)
             try rebuildOptimizerIfParametersChanged()
-            if precision != nil { method.model.setMixedPrecision(precision) }   // networks a hook created
             // Re-seed per iteration: dropout and noise depend only on (seed, iteration).
             try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration))
             let batch = try prefetcher.batch(iteration: iteration).to(device, nonBlocking: onGPU, memoryFormat: batchFormat)
