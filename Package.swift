@@ -33,6 +33,11 @@ if let root = libtorch {
     if let abi = env["LIBTORCH_CXX11_ABI"] { torchCxxFlags += ["-D_GLIBCXX_USE_CXX11_ABI=\(abi)"] }
 }
 
+// Debian's libtorch-dev lacks one header that c10d's reducer.hpp includes; Sources/CTorch/debian-headers
+// declares the two names it needs (see the file). PyPI's wheels ship the real one.
+var ctorchCxxSettings: [CXXSetting] = [.unsafeFlags(torchCxxFlags)]
+if libtorch == nil { ctorchCxxSettings.append(.headerSearchPath("debian-headers")) }
+
 let package = Package(
     name: "Concord",
     platforms: [.macOS(.v13)],
@@ -54,7 +59,7 @@ let package = Package(
         // The only C++ in Concord: a C ABI over libtorch; every entry point catches every exception.
         .target(
             name: "CTorch",
-            cxxSettings: [.unsafeFlags(torchCxxFlags)],
+            cxxSettings: ctorchCxxSettings,
             linkerSettings: torchLibs + [.unsafeFlags(torchLinkFlags)]
         ),
         // Shared utilities without libtorch: atomic file writes, the parallel loop/map, the keyed

@@ -107,4 +107,50 @@ inline void cuda_reset_peak(c10::DeviceIndex index) {
 #endif
 }
 
+
+// ---- c10d (only for distributed.cpp, which defines CT_COMPAT_C10D: the other files need neither
+// these headers nor gloo's): in 1.x ProcessGroupGloo is a ProcessGroup; from 2.0 it is a Backend that a
+// ProcessGroup dispatches to, and the Reducer's constructor changed with it ----
+#if defined(CT_COMPAT_C10D)
+}  // namespace ctorch_compat
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+#include <memory>
+#include <vector>
+namespace ctorch_compat {
+inline c10::intrusive_ptr<c10d::ProcessGroup> process_group_for_reducer(const c10::intrusive_ptr<c10d::Store> &store,
+                                                                        const c10::intrusive_ptr<c10d::ProcessGroupGloo> &gloo,
+                                                                        int rank, int size) {
+#if TORCH_VERSION_MAJOR >= 2
+    auto group = c10::make_intrusive<c10d::ProcessGroup>(store, rank, size);
+    group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
+    group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::GLOO, gloo);
+    group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+    return group;
+#else
+    (void)store; (void)rank; (void)size;
+    return gloo;
+#endif
+}
+
+inline std::unique_ptr<c10d::Reducer> make_reducer(const std::vector<at::Tensor> &params,
+                                                   const std::vector<std::vector<size_t>> &bucket_indices,
+                                                   const std::vector<size_t> &bucket_limits,
+                                                   const c10::intrusive_ptr<c10d::ProcessGroup> &group, int64_t bucket_bytes,
+                                                   bool find_unused, int64_t first_bucket_bytes) {
+    std::vector<bool> sparse(params.size(), false);
+#if TORCH_VERSION_MAJOR >= 2
+    (void)bucket_limits;
+    return std::make_unique<c10d::Reducer>(params, bucket_indices, group, sparse, bucket_bytes, find_unused,
+                                           /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>{},
+                                           first_bucket_bytes, /*skip_all_reduce_unused_params=*/false,
+                                           /*use_python_reducer=*/false, std::vector<int64_t>{});
+#else
+    return std::make_unique<c10d::Reducer>(params, bucket_indices, bucket_limits, group, sparse, bucket_bytes, find_unused,
+                                           /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>{},
+                                           first_bucket_bytes);
+#endif
+}
+#endif  // CT_COMPAT_C10D
+
 }  // namespace ctorch_compat

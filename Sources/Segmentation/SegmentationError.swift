@@ -28,6 +28,10 @@ public enum SegmentationError: Error, Equatable, CustomStringConvertible {
     case nonFiniteLoss(iteration: Int, terms: String)
     /// A model or head that the export cannot write (unsupported layer, method or head).
     case unsupportedExport(String)
+    /// A data-parallel launch that cannot start: bad launcher variables, a mismatch between ranks.
+    case launch(String)
+    /// A data-parallel run that stopped because another rank failed or stopped answering.
+    case distributed(rank: Int, problem: String)
 
     public var description: String {
         switch self {
@@ -42,6 +46,8 @@ public enum SegmentationError: Error, Equatable, CustomStringConvertible {
         case let .unavailableDevice(message): return message
         case let .nonFiniteLoss(iteration, terms): return "loss became non-finite at iteration \(iteration): \(terms); lower the learning rate"
         case let .unsupportedExport(message): return message
+        case let .launch(message): return "distributed launch: \(message)"
+        case let .distributed(rank, problem): return "rank \(rank): \(problem)"
         }
     }
 

@@ -248,6 +248,35 @@ ct_error ct_jit_load(const char *path, ct_script_module *out);
 ct_error ct_jit_read_extra(const char *path, const char *name, char **out, size_t *size);
 /* Runs forward(inputs...) without recording gradients; the result must be a tensor. */
 ct_error ct_jit_forward(ct_script_module m, const ct_tensor *inputs, int n, ct_tensor *out);
+
+/* ==== Data parallelism on c10d (distributed.cpp) ==== */
+typedef struct ct_dist_s *ct_dist;
+typedef struct ct_reducer_s *ct_reducer;
+/* Joins a group of world_size processes: rank 0 hosts a TCPStore on host:port, every rank connects
+ * to it, world sizes are compared (a mismatch or a rank started twice is an error naming both),
+ * then a Gloo process group forms. timeout_ms bounds the join and every collective.
+ * interface_host: the address this rank's Gloo device binds to (NULL or "" = this host's name). */
+ct_error ct_dist_init(const char *host, int port, int rank, int world_size, int64_t timeout_ms, const char *interface_host,
+                      ct_dist *out);
+void ct_dist_free(ct_dist d);
+/* In place, one collective per tensor. */
+ct_error ct_dist_broadcast(ct_dist d, ct_tensor *tensors, int n, int root);
+/* op: 0 sum, 1 max, 2 min. In place, one collective per tensor. */
+ct_error ct_dist_allreduce(ct_dist d, ct_tensor *tensors, int n, int op);
+/* Small values through the rendezvous store (keys live under a prefix of their own). */
+ct_error ct_dist_store_set(ct_dist d, const char *key, const void *data, size_t n);
+/* Waits up to timeout_ms for key: *found 0 when it did not appear; otherwise *data (free with
+ * ct_dist_buffer_free) holds *n bytes. */
+ct_error ct_dist_store_get(ct_dist d, const char *key, int64_t timeout_ms, int *found, void **data, size_t *n);
+ct_error ct_dist_store_add(ct_dist d, const char *key, int64_t amount, int64_t *out);
+void ct_dist_buffer_free(void *data);
+/* c10d's Reducer over params (each must require grad): while backward runs, gradients are averaged
+ * over the group in buckets of bucket_bytes. find_unused: walk the graph from the outputs given
+ * to ct_reducer_prepare and mark parameters it does not reach as ready. */
+ct_error ct_reducer_new(ct_dist d, ct_tensor *params, int n, int64_t bucket_bytes, int find_unused, ct_reducer *out);
+/* Before each backward (after the forward): what DistributedDataParallel.forward does. */
+ct_error ct_reducer_prepare(ct_reducer r, ct_tensor *outputs, int n);
+void ct_reducer_free(ct_reducer r);
 #ifdef __cplusplus
 }
 #endif

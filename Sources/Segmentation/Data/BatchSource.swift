@@ -5,7 +5,10 @@ import Torch
 /// Builds the training batch of each iteration from prepared cases.
 ///
 /// The batch of iteration i is a pure function of (seed, i): a resumed run sees exactly the
-/// batches the uninterrupted run would have seen. Paired mode crops all modalities of one case at
+/// batches the uninterrupted run would have seen. Each batch element is drawn from its own
+/// generator keyed by (seed, i, part, global element index), where the global index of element j
+/// on data-parallel rank r is r x (per-rank batch) + j: the ranks of a distributed run together
+/// draw exactly the elements of a one-process run whose batch is their sum. Paired mode crops all modalities of one case at
 /// the same place (one spatial augmentation for all channels and the label). Unpaired mode draws,
 /// for every batch element, one case per modality among the cases where that modality is present
 /// (different patients), each with its own label; a modality without unlabelled cases takes its
@@ -21,9 +24,14 @@ public final class BatchSource: @unchecked Sendable {
     public let seed: UInt64
     let foreground: [PatchSampler.ForegroundIndex]
     public let modalities: Int
+    /// This process's data-parallel rank: its elements are the global indices
+    /// rank x batch ..< (rank + 1) x batch of each part.
+    public let rank: Int
 
     public init(labeled: [PreparedCase], unlabeled: [PreparedCase], labeledBatch: Int, unlabeledBatch: Int, paired: Bool,
-                sampler: PatchSampler, augmentation: Augmentation, seed: UInt64) throws {
+                sampler: PatchSampler, augmentation: Augmentation, seed: UInt64, rank: Int = 0) throws {
+        precondition(rank >= 0)
+        self.rank = rank
         guard let first = labeled.first else { throw SegmentationError.incompatibleData("training needs at least one labelled case") }
         modalities = first.modalities
         self.labeled = labeled; self.unlabeled = unlabeled
@@ -39,18 +47,20 @@ public final class BatchSource: @unchecked Sendable {
 
     /// The batch of iteration `iteration`.
     public func batch(iteration: Int) throws -> TrainingBatch {
-        var rng = SeededGenerator(seed: seed, stream: [SeededGenerator.key("BATCH"), UInt64(iteration)])
-        let (li, ll) = try part(cases: labeled, count: labeledBatch, withLabels: true, rng: &rng)
+        let (li, ll) = try part(cases: labeled, count: labeledBatch, withLabels: true, iteration: iteration)
         var ui: [Tensor] = []
-        if unlabeledBatch > 0 { ui = try part(cases: unlabeled, count: unlabeledBatch, withLabels: false, rng: &rng).0 }
+        if unlabeledBatch > 0 { ui = try part(cases: unlabeled, count: unlabeledBatch, withLabels: false, iteration: iteration).0 }
         return TrainingBatch(labeledImages: li, labels: ll, unlabeledImages: ui, paired: paired)
     }
 
     /// Per-modality images (B, 1, patch...) and labels (B, patch...).
-    func part(cases: [PreparedCase], count: Int, withLabels: Bool, rng: inout SeededGenerator) throws -> ([Tensor], [Tensor]) {
+    func part(cases: [PreparedCase], count: Int, withLabels: Bool, iteration: Int) throws -> ([Tensor], [Tensor]) {
         var images: [[Tensor]] = Array(repeating: [], count: modalities)
         var labels: [[Tensor]] = Array(repeating: [], count: modalities)
-        for _ in 0..<count {
+        for element in 0..<count {
+            let global = rank * count + element
+            var rng = SeededGenerator(seed: seed, stream: [SeededGenerator.key("BATCH"), UInt64(iteration),
+                                                           SeededGenerator.key(withLabels ? "LABELED" : "UNLABEL"), UInt64(global)])
             if paired {
                 let index = rng.below(cases.count)
                 let (x, y) = try sample(cases[index], foreground: withLabels ? foreground[index] : nil, rng: &rng)

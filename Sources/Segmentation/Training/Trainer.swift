@@ -41,6 +41,12 @@ public struct TrainingSummary {
 /// Determinism: the batch of iteration i is a function of (seed, i) and libtorch's generator is
 /// re-seeded from (seed, i) before every step, so a resumed run computes exactly what the
 /// uninterrupted run would have.
+///
+/// Data parallel (`parallel` given; docs/distributed.md): rank 0's initial weights are broadcast,
+/// each rank draws its own elements of the global batch, c10d's Reducer averages the gradients
+/// during backward, validation is sharded over the ranks and its sums all-reduced (every rank
+/// sees the same scores, so method hooks decide alike), the ranks agree every iteration on
+/// stopping (Ctrl-C, the deadline), and rank 0 alone writes the log and the checkpoints.
 public final class Trainer {
     public let config: TrainingConfig
     public let data: TrainingData
@@ -63,15 +69,23 @@ public final class Trainer {
     var trainingStart = Date()
     /// The open log while `train` runs (a method's hooks write events to it).
     var currentLog: TrainingLog?
+    /// This process's part in a data-parallel run (nil: a single process).
+    public let parallel: DataParallel?
+    /// c10d's gradient reducer over the trainable parameters (data-parallel runs).
+    var reducer: GradientReducer?
+    /// Rank 0 (or a single process) writes the log and the checkpoints.
+    var isPrimary: Bool { parallel?.isPrimary ?? true }
 
     public var checkpointDirectory: URL { run.appendingPathComponent("checkpoints") }
     public var lastCheckpoint: URL { checkpointDirectory.appendingPathComponent("last.safetensors") }
     public var bestCheckpoint: URL { checkpointDirectory.appendingPathComponent("best.safetensors") }
 
-    public init(config: TrainingConfig, data: TrainingData, run: URL, resume: Bool, output: @escaping (String) -> Void = { print($0) }) throws {
+    public init(config: TrainingConfig, data: TrainingData, run: URL, resume: Bool, parallel: DataParallel? = nil,
+                output: @escaping (String) -> Void = { print($0) }) throws {
         try config.validate()
         let device = try config.device.resolve()
         self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
+        self.parallel = parallel
         try Runtime.manualSeed(config.seed)
         method = try MethodRegistry.make(config: config, modalityNames: data.modalityNames, numClasses: data.numClasses)
         // Pretrained ViT weights: read now for a new run (a resumed one has them in its checkpoint);
@@ -81,6 +95,8 @@ public final class Trainer {
                    + (config.unet.vit.freezePretrained ? "backbone frozen" : "all trainable"))
         }
         try method.model.to(device)
+        // Every rank starts from rank 0's weights (a resumed run then loads the same checkpoint).
+        try parallel?.broadcast(method.model)
         precision = try config.precision.policy(on: device)
         scaler = config.lossScaling.enabled(for: config.precision) ? try GradScaler(initialScale: config.initialLossScale) : nil
         try Trainer.configureBackends(config, device: device, model: method.model, output: output)
@@ -88,7 +104,7 @@ public final class Trainer {
         optimizer = try Trainer.makeOptimizer(config, method.trainableParameters)
         schedule = config.learningRateSchedule()
         inference = SlidingWindowInference(patch: config.volumePatch, overlap: config.overlap, windowBatch: config.windowBatch, device: device)
-        try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
+        if isPrimary { try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true) }
         if resume { try restore() }
     }
 
@@ -123,7 +139,9 @@ public final class Trainer {
     func checkpoint(iteration: Int) throws -> Checkpoint {
         let state = try method.checkpointState()
         var meta = state.metadata
-        for (key, value) in ["iteration": "\(iteration)", "best_dice": "\(bestDice)", "best_iteration": "\(bestIteration)", "method": method.name] {
+        let trainerKeys = ["iteration": "\(iteration)", "best_dice": "\(bestDice)", "best_iteration": "\(bestIteration)", "method": method.name,
+                           "world_size": "\(worldSize)", "global_batch": "\(config.labeledBatch * worldSize),\(config.unlabeledBatch * worldSize)"]
+        for (key, value) in trainerKeys {
             guard meta[key] == nil else { throw SegmentationError.invalidMethod("method \(method.name): checkpoint metadata key '\(key)' is the trainer's") }
             meta[key] = value
         }
@@ -142,6 +160,17 @@ public final class Trainer {
         guard ck.metadata["method"] == method.name else {
             throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
         }
+        if let saved = ck.metadata["world_size"].flatMap(Int.init), saved != worldSize {
+            // Another world size continues the same run only when the global batch is unchanged:
+            // then every iteration draws the same samples (BatchSource keys them by global index).
+            let global = "\(config.labeledBatch * worldSize),\(config.unlabeledBatch * worldSize)"
+            guard ck.metadata["global_batch"] == global else {
+                throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: the checkpoint was written by \(saved) process(es) with global batch "
+                    + "\(ck.metadata["global_batch"] ?? "?") (labelled,unlabelled); this launch has \(worldSize) with \(global). Resume with \(saved) "
+                    + "process(es), or set labeledBatch/unlabeledBatch so that per-rank batch x processes is unchanged")
+            }
+            output("resuming a run of \(saved) process(es) with \(worldSize): the global batch \(global) is unchanged")
+        }
         try method.model.loadStateDict(ck.modelDictionary)
         try method.restore(from: ck.methodState)
         try rebuildOptimizerIfParametersChanged()
@@ -155,7 +184,7 @@ public final class Trainer {
         startIteration = ck.iteration
         bestDice = Double(ck.metadata["best_dice"] ?? "") ?? -1
         bestIteration = Int(ck.metadata["best_iteration"] ?? "") ?? 0
-        try TrainingLog.truncate(url: run.appendingPathComponent("log.jsonl"), after: startIteration)
+        if isPrimary { try TrainingLog.truncate(url: run.appendingPathComponent("log.jsonl"), after: startIteration) }
         output("resuming from iteration \(startIteration) (\(lastCheckpoint.path))")
     }
 
@@ -165,6 +194,24 @@ public final class Trainer {
         let now = method.trainableParameters
         guard !now.elementsEqual(optimizer.parameters, by: ===) else { return }
         optimizer = try Trainer.makeOptimizer(config, now)
+        if reducer != nil { try makeReducer() }
+    }
+
+    var worldSize: Int { parallel?.worldSize ?? 1 }
+
+    /// A reducer over the current trainable parameters (again when a hook changed them).
+    func makeReducer() throws {
+        guard let parallel else { return }
+        reducer = nil   // the old one's autograd hooks go first
+        reducer = try GradientReducer(group: parallel.group, parameters: optimizer.parameters, bucketMB: config.distributed.bucketMB,
+                                      findUnusedParameters: config.distributed.findUnusedParameters)
+    }
+
+    /// Writes a checkpoint (rank 0 only; the others hold the same state, checked first).
+    func save(iteration: Int, to url: URL) throws {
+        try parallel?.verifyReplicasAgree(method.model, iteration: iteration)
+        guard isPrimary else { return }
+        try checkpoint(iteration: iteration).write(to: url)
     }
 
     // MARK: the loop
@@ -175,19 +222,34 @@ public final class Trainer {
     /// With a `deadline`, training ends early (not as an interruption) when the time is up: the
     /// last and best checkpoints are written and the summary says how far it got.
     public func train(stoppingAt stop: Int? = nil, deadline: Date? = nil) throws -> TrainingSummary {
-        let log = try TrainingLog(url: run.appendingPathComponent("log.jsonl"))
+        guard let parallel else { return try trainLoop(stoppingAt: stop, deadline: deadline) }
+        var iteration = startIteration
+        do {
+            return try trainLoop(stoppingAt: stop, deadline: deadline) { iteration = $0 }
+        } catch let interrupted as TrainingInterrupted {
+            throw interrupted
+        } catch {
+            // Name the rank that stopped, when it was another one.
+            throw parallel.diagnose(error, iteration: iteration)
+        }
+    }
+
+    func trainLoop(stoppingAt stop: Int?, deadline: Date?, reached: (Int) -> Void = { _ in }) throws -> TrainingSummary {
+        let log = isPrimary ? try TrainingLog(url: run.appendingPathComponent("log.jsonl")) : try TrainingLog.discarding()
         var augmentation = config.augmentation
         augmentation.spacing = data.spacing
         let source = try BatchSource(labeled: data.labeled, unlabeled: method.usesUnlabeledData ? data.unlabeled : [],
                                      labeledBatch: config.labeledBatch, unlabeledBatch: config.unlabeledBatch, paired: data.paired,
                                      sampler: PatchSampler(patch: config.volumePatch, foregroundFraction: config.foregroundFraction),
-                                     augmentation: augmentation, seed: config.seed)
+                                     augmentation: augmentation, seed: config.seed, rank: parallel?.rank ?? 0)
         let onGPU = device != .cpu
         let prefetcher = BatchPrefetcher(source: source, from: startIteration, to: config.iterations, pinMemory: onGPU)
         let batchFormat: MemoryFormat? = config.channelsLast ? (config.unet.rank == 3 ? .channelsLast3d : .channelsLast) : nil
         try Runtime.resetPeakMemory(on: device)
         defer { prefetcher.stop() }
         InterruptFlag.shared.install()
+        if parallel != nil { try makeReducer() }
+        defer { reducer = nil }
         method.model.train()
         let start = Date()
         trainingStart = start
@@ -198,28 +260,38 @@ public final class Trainer {
         if iteration == 0 { log.event(iteration: 0, "start \(method.name), \(method.model.parameterCount) parameters") }
         var timeUp = false
         while iteration < config.iterations {
-            if let deadline, Date() >= deadline {
+            reached(iteration)
+            var timeIsUp = deadline.map { Date() >= $0 } ?? false
+            var interrupted = InterruptFlag.shared.isRaised || iteration == stop
+            if let parallel {
+                // Every rank stops at the same iteration: any rank's Ctrl-C or deadline stops all.
+                let agreed = try parallel.any([timeIsUp, interrupted])
+                timeIsUp = agreed[0]; interrupted = agreed[1]
+            }
+            if timeIsUp {
                 timeUp = true
                 output("time budget reached at iteration \(iteration) of \(config.iterations)")
                 log.event(iteration: iteration, "time budget reached")
                 try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(start))
-                try checkpoint(iteration: iteration).write(to: lastCheckpoint)
+                try save(iteration: iteration, to: lastCheckpoint)
                 break
             }
-            if InterruptFlag.shared.isRaised || iteration == stop {
-                try checkpoint(iteration: iteration).write(to: lastCheckpoint)
+            if interrupted {
+                try save(iteration: iteration, to: lastCheckpoint)
                 log.event(iteration: iteration, "interrupted; checkpoint saved")
                 throw TrainingInterrupted(iteration: iteration)
             }
             try method.willStartIteration(iteration, context: self)
             try rebuildOptimizerIfParametersChanged()
             // Re-seed per iteration: dropout and noise depend only on (seed, iteration).
-            try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration))
+            // Rank r > 0 of a data-parallel run draws from its own stream.
+            try Runtime.manualSeed(config.seed &* 1_000_003 &+ UInt64(iteration) &+ UInt64(parallel?.rank ?? 0) &* 0x9E37_79B9_7F4A_7C15)
             let batch = try prefetcher.batch(iteration: iteration).to(device, nonBlocking: onGPU, memoryFormat: batchFormat)
             let progress = TrainingProgress(step: iteration, totalSteps: config.iterations)
             optimizer.learningRate = schedule.rate(at: iteration)
             try optimizer.zeroGrad()
             let terms = try method.losses(batch, progress: progress)
+            try reducer?.prepareForBackward([terms.total])
             if let scaler {
                 try scaler.scale(terms.total).backward()
                 // Clip the true gradients: unscale first (a no-op for the check in step).
@@ -258,12 +330,12 @@ public final class Trainer {
                 try validateAndKeepBest(iteration: iteration, log: log, elapsed: Date().timeIntervalSince(start))
             }
             if iteration % config.checkpointInterval == 0 || iteration == config.iterations {
-                try checkpoint(iteration: iteration).write(to: lastCheckpoint)
+                try save(iteration: iteration, to: lastCheckpoint)
             }
         }
-        if !FileManager.default.fileExists(atPath: bestCheckpoint.path) {
-            try checkpoint(iteration: iteration).write(to: bestCheckpoint)
-        }
+        var bestMissing = isPrimary && !FileManager.default.fileExists(atPath: bestCheckpoint.path)
+        if let parallel { bestMissing = try parallel.any([bestMissing])[0] }   // rank 0 decides for all (save is collective)
+        if bestMissing { try save(iteration: iteration, to: bestCheckpoint) }
         log.event(iteration: iteration, "done; best mean Dice \(bestDice) at iteration \(bestIteration)")
         return TrainingSummary(iterations: iteration, bestIteration: bestIteration, bestDice: bestDice,
                                seconds: Date().timeIntervalSince(start), stoppedByDeadline: timeUp)
@@ -272,7 +344,7 @@ public final class Trainer {
     @discardableResult
     func validateAndKeepBest(iteration: Int, log: TrainingLog, elapsed: Double) throws -> [[Int: Double]?] {
         guard !data.validation.isEmpty else { return [] }
-        let heads = try validate(method: method, cases: data.validation, inference: inference, numClasses: data.numClasses)
+        let heads = try validationScores()
         guard let final = method.selectionDice(heads) else { return heads }   // the final head, or what the method selects by
         var extra: [String: Any] = [:]
         for (h, scores) in heads.enumerated() where h < method.outputNames.count {
@@ -284,10 +356,40 @@ public final class Trainer {
         if final.meanValue > bestDice {
             bestDice = final.meanValue
             bestIteration = iteration
-            try checkpoint(iteration: iteration).write(to: bestCheckpoint)
+            try save(iteration: iteration, to: bestCheckpoint)
         }
         try method.didValidate(iteration: iteration, heads: heads, context: self)
         return heads
+    }
+}
+
+extension Trainer {
+    /// Per head, the mean over validation cases of the per-class Dice. Data parallel: rank r
+    /// scores cases r, r + N, ...; the sums and case counts are all-reduced, so every rank gets
+    /// the same means (up to the order of the float64 additions).
+    func validationScores() throws -> [[Int: Double]?] {
+        guard let parallel else {
+            return try validate(method: method, cases: data.validation, inference: inference, numClasses: data.numClasses)
+        }
+        let mine = stride(from: parallel.rank, to: data.validation.count, by: parallel.worldSize).map { data.validation[$0] }
+        let local = try validationSums(method: method, cases: mine, inference: inference, numClasses: data.numClasses)
+        let heads = method.outputNames.count, classes = Array(1..<data.numClasses)
+        // Layout: per head, a presence flag then the class sums; the case count last.
+        var flat: [Double] = []
+        for h in 0..<heads {
+            let scores = h < local.heads.count ? local.heads[h] : nil
+            flat.append(scores == nil ? 0 : 1)
+            flat += classes.map { scores?[$0] ?? 0 }
+        }
+        flat.append(Double(local.cases))
+        let total = try parallel.sum(flat)
+        let count = total.last ?? 0
+        guard count > 0 else { return Array(repeating: nil, count: heads) }
+        return (0..<heads).map { h in
+            let base = h * (classes.count + 1)
+            guard total[base] > 0 else { return nil }
+            return Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, total[base + 1 + $0] / count) })
+        }
     }
 }
 

@@ -56,6 +56,21 @@ public struct SharedTrainingSettings: Codable, Sendable {
     /// Deterministic algorithms only (libtorch refuses ops that have none): a rerun on the same
     /// machine gives the same numbers, at some cost in speed on GPUs.
     public var deterministic: Bool = false
+    /// Data-parallel training (used when the run has several processes; docs/distributed.md).
+    public var distributed: DistributedSettings = DistributedSettings()
+
+    public init() {}
+}
+
+/// How gradients are reduced in a data-parallel run.
+public struct DistributedSettings: Codable, Sendable, Equatable {
+    /// Size of c10d's gradient buckets (PyTorch's DDP default, 25 MB): a bucket's all-reduce
+    /// starts as soon as all its gradients exist, overlapping the rest of backward.
+    public var bucketMB: Double = 25
+    /// Let the reducer walk the graph for parameters that get no gradient in an iteration
+    /// (a method that leaves some out); costs a graph traversal per iteration. Off: every
+    /// trainable parameter must receive a gradient each iteration, as with every built-in method.
+    public var findUnusedParameters: Bool = false
 
     public init() {}
 }
@@ -175,6 +190,9 @@ public struct TrainingConfig: Codable, Sendable {
         }
         guard (0..<1).contains(self.overlap) else { throw fail("overlap must be in [0, 1)") }
         guard self.validationInterval > 0, self.checkpointInterval > 0, self.logInterval > 0 else { throw fail("intervals must be > 0") }
+        guard self.distributed.bucketMB > 0, self.distributed.bucketMB.isFinite else {
+            throw fail("distributed.bucketMB must be positive, got \(self.distributed.bucketMB)")
+        }
         try settings(definition.settingsType).validate(in: self)
     }
 

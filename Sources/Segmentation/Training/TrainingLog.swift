@@ -19,6 +19,9 @@ public final class TrainingLog {
 
     deinit { try? handle.close() }
 
+    /// A log that keeps nothing (ranks other than 0 of a data-parallel run).
+    public static func discarding() throws -> TrainingLog { try TrainingLog(url: URL(fileURLWithPath: "/dev/null")) }
+
     public func write(_ object: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         handle.write(data + Data("\n".utf8))

@@ -16,11 +16,22 @@ public func diceScores(prediction: Tensor, label: Tensor, numClasses: Int) throw
 /// of the per-class Dice.
 public func validate(method: SegmentationMethod, cases: [PreparedCase], inference: SlidingWindowInference,
                      numClasses: Int) throws -> [[Int: Double]?] {
+    let sums = try validationSums(method: method, cases: cases, inference: inference, numClasses: numClasses)
+    return sums.heads.map { $0?.mapValues { $0 / Double(sums.cases) } }
+}
+
+/// Per output head, the per-class Dice summed over the labelled `cases` (nil for a head the method
+/// did not produce), and how many cases were scored: what a rank of a data-parallel run
+/// contributes to a validation sharded over the ranks.
+public func validationSums(method: SegmentationMethod, cases: [PreparedCase], inference: SlidingWindowInference,
+                           numClasses: Int) throws -> (heads: [[Int: Double]?], cases: Int) {
     method.model.eval()
     defer { method.model.train() }
     var sums: [[Int: Double]?] = []
+    var scored = 0
     for c in cases {
         guard let label = c.label else { continue }
+        scored += 1
         let heads = try inference.run(images: c.images, present: c.present) { try method.predict($0) }
         if sums.isEmpty { sums = Array(repeating: nil, count: heads.count) }
         for (h, probabilities) in heads.enumerated() {
@@ -29,8 +40,7 @@ public func validate(method: SegmentationMethod, cases: [PreparedCase], inferenc
             sums[h] = (sums[h] ?? [:]).merging(scores, uniquingKeysWith: +)
         }
     }
-    let n = Double(cases.filter { $0.label != nil }.count)
-    return sums.map { $0?.mapValues { $0 / n } }
+    return (sums, scored)
 }
 
 extension Dictionary where Key == Int, Value == Double {
