@@ -8,7 +8,7 @@ import Segmentation
 /// - Ctrl-C (or SIGTERM) is forwarded once to every rank: they agree on an iteration, rank 0
 ///   saves, all exit 130, and so does the launcher.
 /// - A rank that exits with an error, or is killed, stops the run: the others notice at their
-///   next collective (at most the timeout); any rank still running `grace` seconds later is killed.
+///   next collective (at most the timeout); any rank still running 10 s after that is killed.
 ///   The launcher exits with the first failing rank's status and names it.
 enum LocalLauncher {
     static func run(worldSize: Int, arguments: [String], timeout: TimeInterval, threadsPerRank: Int?, cudaDevices: Bool) throws -> Int32 {
@@ -43,7 +43,7 @@ enum LocalLauncher {
         var firstFailure: (rank: Int, status: Int32)?
         var failureTime: Date?
         var interruptedStatus = false
-        let grace = timeout + 30
+        let grace = timeout + 10
         while !running.isEmpty {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
@@ -70,7 +70,7 @@ enum LocalLauncher {
             usleep(50_000)
         }
         if let firstFailure {
-            FileHandle.standardError.write(Data("launcher: the run stopped because rank \(firstFailure.rank) failed (status \(firstFailure.status))\n".utf8))
+            FileHandle.standardError.write(Data("launcher: run stopped; the first rank to exit was rank \(firstFailure.rank) (status \(firstFailure.status)); its message above names the rank that caused it\n".utf8))
             return firstFailure.status
         }
         return interruptedStatus ? 130 : 0

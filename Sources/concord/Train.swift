@@ -69,8 +69,8 @@ struct Train: ParsableCommand {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            parallel.reportFailure(error)
-            throw error
+            // Name the rank that stopped the run when it was another one; else say it was this one.
+            throw parallel.diagnose(error, iteration: nil)
         }
     }
 

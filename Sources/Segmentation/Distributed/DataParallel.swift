@@ -60,7 +60,7 @@ public final class DataParallel: @unchecked Sendable {
             throw SegmentationError.launch("rank 0 did not publish its \(what) within \(Int(timeout)) s")
         }
         if theirs != value {
-            throw SegmentationError.launch("rank \(rank)'s \(what) differs from rank 0's: "
+            throw SegmentationError.launch("the \(what) of rank \(rank) and rank 0 differ: "
                                            + "rank \(rank): \(String(decoding: value, as: UTF8.self).prefix(300)) | "
                                            + "rank 0: \(String(decoding: theirs, as: UTF8.self).prefix(300))")
         }
@@ -139,31 +139,38 @@ public final class DataParallel: @unchecked Sendable {
     /// After `error` stopped this rank: the rank to blame, if another rank failed or stopped
     /// answering, as a `SegmentationError.distributed`; otherwise `error` itself (this rank's own
     /// failure, which it then reports for the others).
-    public func diagnose(_ error: Error, iteration: Int) -> Error {
+    public func diagnose(_ error: Error, iteration: Int?) -> Error {
         if let known = error as? SegmentationError, case .distributed = known { return known }
-        let here = "rank \(rank) stopped at iteration \(iteration)"
-        let cause = (error as? TorchError)?.message ?? String(describing: error)
-        // 1. A rank that reported its own error.
-        for r in 0..<worldSize where r != rank {
-            do {
-                if let note = try group.storeGet("failed/\(r)", timeout: 0.05) {
-                    return SegmentationError.distributed(rank: r, problem: "failed: \(String(decoding: note, as: UTF8.self)) (\(here))")
-                }
-            } catch {
-                return SegmentationError.distributed(rank: 0, problem: "is gone (the rendezvous store it hosts does not answer); \(here): \(cause)")
-            }
+        let here = "rank \(rank) stopped " + (iteration.map { "at iteration \($0)" } ?? "while starting")
+        // Not a libtorch error (settings, files, a mismatch found here): this rank's own problem.
+        guard let torchError = error as? TorchError else {
+            reportFailure(error)
+            return error
         }
+        let cause = torchError.message
+        let gone = SegmentationError.distributed(rank: 0, problem: "is gone (the rendezvous store it hosts does not answer); \(here): \(cause)")
+        // 1. A rank that reported its own error (now, or while the heartbeats are watched below).
+        func reported() -> Error? {
+            for r in 0..<worldSize where r != rank {
+                do {
+                    if let note = try group.storeGet("failed/\(r)", timeout: 0.05) {
+                        return SegmentationError.distributed(rank: r, problem: "failed: \(String(decoding: note, as: UTF8.self)) (\(here))")
+                    }
+                } catch {
+                    return gone
+                }
+            }
+            return nil
+        }
+        if let found = reported() { return found }
         // 2. A rank whose heartbeat stood still for two intervals.
         func beats() -> [Int]? {
             try? (0..<worldSize).map { r in try group.storeAdd("heartbeat/\(r)", 0) }
         }
-        guard let before = beats() else {
-            return SegmentationError.distributed(rank: 0, problem: "is gone (the rendezvous store it hosts does not answer); \(here): \(cause)")
-        }
+        guard let before = beats() else { return gone }
         Thread.sleep(forTimeInterval: 2.5 * heartbeatInterval)
-        guard let after = beats() else {
-            return SegmentationError.distributed(rank: 0, problem: "is gone (the rendezvous store it hosts does not answer); \(here): \(cause)")
-        }
+        if let found = reported() { return found }
+        guard let after = beats() else { return gone }
         let silent = (0..<worldSize).filter { $0 != rank && after[$0] == before[$0] }
         if let first = silent.first {
             let others = silent.count > 1 ? " (also silent: ranks \(silent.dropFirst().map(String.init).joined(separator: ", ")))" : ""

@@ -161,15 +161,12 @@ public final class Trainer {
             throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: checkpoint is for method \(ck.metadata["method"] ?? "?"), config says \(method.name)")
         }
         if let saved = ck.metadata["world_size"].flatMap(Int.init), saved != worldSize {
-            // Another world size continues the same run only when the global batch is unchanged:
-            // then every iteration draws the same samples (BatchSource keys them by global index).
-            let global = "\(config.labeledBatch * worldSize),\(config.unlabeledBatch * worldSize)"
-            guard ck.metadata["global_batch"] == global else {
-                throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: the checkpoint was written by \(saved) process(es) with global batch "
-                    + "\(ck.metadata["global_batch"] ?? "?") (labelled,unlabelled); this launch has \(worldSize) with \(global). Resume with \(saved) "
-                    + "process(es), or set labeledBatch/unlabeledBatch so that per-rank batch x processes is unchanged")
-            }
-            output("resuming a run of \(saved) process(es) with \(worldSize): the global batch \(global) is unchanged")
+            // Batch sizes are per process and a resume keeps the run's settings, so another world
+            // size would change the global batch, and with it which samples every later iteration
+            // draws: not a continuation of this run.
+            throw SegmentationError.invalidRun(path: lastCheckpoint.path, problem: "--resume: the checkpoint was written by a run of \(saved) process(es) "
+                + "(global batch \(ck.metadata["global_batch"] ?? "?") labelled,unlabelled); this launch has \(worldSize). Resume with \(saved) process(es)"
+                + (saved > 1 ? " (--nproc \(saved) or the same launcher settings)" : ""))
         }
         try method.model.loadStateDict(ck.modelDictionary)
         try method.restore(from: ck.methodState)
