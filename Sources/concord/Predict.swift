@@ -41,6 +41,7 @@ struct Predict: ParsableCommand {
     @Flag(help: "Also write the (averaged) class probabilities: OUT/probabilities/CASE.nii.gz, 4D float32, frame k = class k.") var saveProbabilities = false
     @Option(help: "Apply this postprocessing.json (default: the one in the folder holding the runs, if any).") var postprocessing: String?
     @Flag(help: "Do not apply a postprocessing.json found beside the runs.") var noPostprocessing = false
+    @Option(help: "Mask file format: \(MaskFormat.choices) (3D Slicer segmentation with named, coloured segments).") var format = "nifti"
 
     func precisionOverride() throws -> PrecisionSetting? {
         guard let precision else { return nil }
@@ -49,6 +50,7 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
+        guard let maskFormat = MaskFormat(rawValue: format) else { throw ValidationError("--format \(format): must be \(MaskFormat.choices)") }
         guard let setting = DeviceSetting(parsing: device) else { throw ValidationError("--device \(device): must be \(DeviceSetting.choices)") }
         let dev = try setting.resolve()
         guard !runFolders.isEmpty else { throw ValidationError("--run: name at least one run") }
@@ -85,7 +87,7 @@ struct Predict: ParsableCommand {
         }
         if predictors.count == 1 && !saveProbabilities && steps == nil {
             try predictors[0].predict(inputs, out: URL(fileURLWithPath: out), keep: keep, misalignMM: misalignMm, misalignDegrees: misalignDeg,
-                                      seed: seed, log: log, windowProgress: progress)
+                                      seed: seed, format: maskFormat, log: log, windowProgress: progress)
             return
         }
         guard misalignMm == 0 && misalignDeg == 0 else {
@@ -93,7 +95,7 @@ struct Predict: ParsableCommand {
         }
         if predictors.count > 1 { print("ensemble of \(predictors.count) runs: \(runs.map(\.lastPathComponent).joined(separator: ", "))") }
         try ensemble.predict(inputs, out: URL(fileURLWithPath: out), keep: keep, saveProbabilities: saveProbabilities,
-                             postprocessing: steps, log: log, windowProgress: progress)
+                             postprocessing: steps, format: maskFormat, log: log, windowProgress: progress)
     }
 }
 

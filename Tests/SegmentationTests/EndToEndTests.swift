@@ -109,6 +109,15 @@ final class EndToEndTests: XCTestCase {
         let inputs = splits.test.flatMap { name in (0..<2).map { "\(data)/imagesTr/\(name)_000\($0).nii.gz" } }
         let predictions = root.appendingPathComponent("pred").path
         try runConcord(["predict", "--run", run, "--input"] + inputs + ["--out", predictions])
+        // The same masks as 3D Slicer segmentations (named segments); an unknown format is refused.
+        let slicer = root.appendingPathComponent("pred-nrrd").path
+        try runConcord(["predict", "--run", run, "--input"] + inputs + ["--out", slicer, "--format", "seg.nrrd"])
+        for name in splits.test {
+            let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: "\(slicer)/\(name).seg.nrrd")).prefix(2000), as: UTF8.self)
+            XCTAssertTrue(text.hasPrefix("NRRD0004") && text.contains("Segment0_Name:=LV"), text)
+        }
+        let refused = try runConcord(["predict", "--run", run, "--input"] + inputs + ["--out", slicer, "--format", "dicom-seg"], expect: 64)
+        XCTAssertTrue(refused.contains("--format dicom-seg: must be nifti, seg.nrrd"), refused)
         let references = root.appendingPathComponent("gt")
         try FileManager.default.createDirectory(at: references, withIntermediateDirectories: true)
         for name in splits.test {

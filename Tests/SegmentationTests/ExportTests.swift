@@ -152,11 +152,33 @@ final class ExportTests: XCTestCase {
         }
     }
 
-    func testViTEncoderIsRefusedWithAClearError() throws {
-        let unet = UNetConfig(widths: [8, 16, 32, 48], encoder: .vit, vit: .small(imageSize: 32))
-        let method = try SupervisedMethod(inputModalities: [0], modalityNames: ["a"], numClasses: 2, unet: unet)
-        XCTAssertThrowsError(try ModelExport.build(method: method, head: ModelExport.head(named: nil, of: method))) { error in
-            XCTAssertTrue("\(error)".contains("encoder is not supported"), "\(error)")
+    /// The ViT-3D encoder (windowed and global attention with relative positions, adapters, the
+    /// neck, the stem and the stage projections), in a supervised U-Net and in CMC, on the
+    /// patch it was built for and on another token grid (position embedding resized, windows
+    /// padded).
+    func testViTEncoderMatchesInSupervisedAndCMC() throws {
+        var vit = ViTConfig.small(imageSize: 32)
+        vit.depth = 3
+        vit.windowSize = 2
+        vit.globalAttention = [1]
+        let unet = UNetConfig(widths: [8, 16, 32, 48], encoder: .vit, vit: vit)
+        let supervised = try SupervisedMethod(inputModalities: [0], modalityNames: ["a"], numClasses: 3, unet: unet)
+        // Non-trivial relative positions and adapters (both start at zero).
+        try withNoGrad {
+            for (name, p) in supervised.model.namedParameters() where name.contains("rel_pos") || name.contains("adapter.up") {
+                try p.value.copy_(Tensor.randn(p.value.shape) * 0.1)
+            }
         }
+        supervised.model.eval()
+        for size in [32, 40] {   // 4^3 tokens (the built grid), then 5^3 (resized positions, padded windows)
+            let x = try Tensor.randn([1, 1, size, size, size])
+            let concord = try withNoGrad { try supervised.network(x) }
+            XCTAssertLessThanOrEqual(try maxAbsDifference(try exportedOutput(supervised, head: nil, input: x), concord), Self.tolerance, "size \(size)")
+        }
+        let cmc = CMCMethod(network: try CMCNetwork(config: CMCConfig(modalities: 2, numClasses: 3, unet: unet)), modalityNames: ["ct", "mr"])
+        cmc.model.eval()
+        let a = try Tensor.randn([1, 1, 32, 32, 32]), b = try Tensor.randn([1, 1, 32, 32, 32])
+        let full = try withNoGrad { try cmc.network([a, b]) }
+        XCTAssertLessThanOrEqual(try maxAbsDifference(try exportedOutput(cmc, head: "mr", input: Tensor.cat([a, b], dim: 1)), full.logits[1]!), Self.tolerance)
     }
 }

@@ -63,6 +63,9 @@ final class TorchScriptSource {
 
     var source: String { functions.joined(separator: "\n\n") + "\n" }
 
+    /// A whole method (helpers shared by several layers), defined once.
+    func addFunction(_ text: String) { functions.append(text) }
+
     // MARK: layers
 
     private static func list(_ values: [Int], rank: Int) -> String {
@@ -125,18 +128,20 @@ final class TorchScriptSource {
     func sequential(_ seq: Sequential, at path: String, _ x: String) throws -> String {
         var h = x
         for (i, layer) in seq.layers.enumerated() {
-            guard let block = layer as? ConvNormAct else {
-                throw SegmentationError.unsupportedExport("export: layer \(type(of: layer)) at \(path).\(i) is not supported")
+            switch layer {
+            case let block as ConvNormAct: h = try convNormAct(block, at: "\(path).\(i)", h)
+            case let up as ConvTransposeNd: h = try convTranspose(up, at: "\(path).\(i)", h)
+            default: throw SegmentationError.unsupportedExport("export: layer \(type(of: layer)) at \(path).\(i) is not supported")
             }
-            h = try convNormAct(block, at: "\(path).\(i)", h)
         }
         return h
     }
 
     /// The encoder's per-stage features (full resolution first, bottleneck last).
     func encoder(_ encoder: any FeatureEncoder, at path: String, _ x: String) throws -> [String] {
+        if let vit = encoder as? ViTUNetEncoder { return try vitEncoder(vit, at: path, x) }
         guard let unet = encoder as? UNetEncoder else {
-            throw SegmentationError.unsupportedExport("export: the \(type(of: encoder)) encoder is not supported by the TorchScript export yet (convolutional U-Net encoders only)")
+            throw SegmentationError.unsupportedExport("export: the \(type(of: encoder)) encoder is not supported by the TorchScript export")
         }
         var h = x
         var features: [String] = []

@@ -155,7 +155,7 @@ public final class EnsemblePredictor {
     /// channel) and, with `saveProbabilities`, `out/probabilities/CASE<ending>`: one 4D float32
     /// NIfTI with one frame per class (frame k = class k) in the same geometry.
     public func predict(_ cases: [CaseInput], out: URL, keep: [Int] = [], saveProbabilities: Bool = false,
-                        postprocessing: Postprocessing? = nil, log: (String) -> Void = { print($0) },
+                        postprocessing: Postprocessing? = nil, format: MaskFormat = .nifti, log: (String) -> Void = { print($0) },
                         windowProgress: ((String, Int, Int) -> Void)? = nil) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try LabelTables.write(description.classNames, to: out)
@@ -167,8 +167,7 @@ public final class EnsemblePredictor {
             let result = try segment(volumes, wantProbabilities: saveProbabilities, postprocessing: postprocessing) { done, total in
                 windowProgress?(c.name, done, total)
             }
-            let target = out.appendingPathComponent(c.name + description.fileEnding)
-            try NIfTI.write(result.mask, to: target, datatype: .uint8, reference: header)
+            let target = try format.write(result.mask, name: c.name, out: out, header: header, description: description)
             if saveProbabilities, let probabilities = result.probabilities {
                 try NIfTI.write(frames: probabilities, to: probabilityFolder.appendingPathComponent(c.name + description.fileEnding),
                                 datatype: .float32, reference: header)

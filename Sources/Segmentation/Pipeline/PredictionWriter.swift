@@ -27,6 +27,34 @@ extension CaseInput {
     }
 }
 
+/// The file format of predicted masks.
+public enum MaskFormat: String, CaseIterable, Sendable {
+    /// NIfTI in the dataset's file ending, with the header of the case's reference channel.
+    case nifti
+    /// 3D Slicer's segmentation file: named, coloured segments (`NRRDSegmentation`).
+    case segNRRD = "seg.nrrd"
+
+    public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
+
+    /// Writes `mask` (labels) for case `name` into `out`; returns the file.
+    func write(_ mask: Volume, name: String, out: URL, header: NIfTIHeader, description: RunDescription) throws -> URL {
+        switch self {
+        case .nifti:
+            let target = out.appendingPathComponent(name + description.fileEnding)
+            try NIfTI.write(mask, to: target, datatype: .uint8, reference: header)
+            return target
+        case .segNRRD:
+            let target = out.appendingPathComponent(name + ".seg.nrrd")
+            let segments = description.classNames.filter { $0.key > 0 }.sorted { $0.key < $1.key }.map { label, className in
+                let (r, g, b) = LabelTables.color(ofLabel: label)
+                return NRRDSegment(label: label, name: className, color: (Double(r) / 255, Double(g) / 255, Double(b) / 255))
+            }
+            try NRRDSegmentation.write(mask, segments: segments, to: target)
+            return target
+        }
+    }
+}
+
 extension Predictor {
     /// Segments `cases` and writes `out/CASE<ending>` (uint8) with the header of each case's
     /// reference channel (the first present), so the mask opens aligned with the input, plus the
@@ -34,7 +62,7 @@ extension Predictor {
     /// `keep` restricts the channels used (empty = all); misalignment is simulated on the
     /// non-reference channels when a maximum is given.
     public func predict(_ cases: [CaseInput], out: URL, keep: [Int] = [], misalignMM: Double = 0, misalignDegrees: Double = 0,
-                        seed: UInt64 = 0, log: (String) -> Void = { print($0) },
+                        seed: UInt64 = 0, format: MaskFormat = .nifti, log: (String) -> Void = { print($0) },
                         windowProgress: ((String, Int, Int) -> Void)? = nil) throws {
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         // Label names and colours for viewers (3D Slicer, ITK-SNAP), once per output folder.
@@ -47,8 +75,7 @@ extension Predictor {
                 volumes = try volumes.withSimulatedMisalignment(maxTranslationMM: misalignMM, maxRotationDegrees: misalignDegrees, rng: &rng).volumes
             }
             let mask = try segment(volumes) { done, total in windowProgress?(c.name, done, total) }
-            let target = out.appendingPathComponent(c.name + description.fileEnding)
-            try NIfTI.write(mask, to: target, datatype: .uint8, reference: header)
+            let target = try format.write(mask, name: c.name, out: out, header: header, description: description)
             log(String(format: "[%d/%d] %@ -> %@ (%.1f s)", i + 1, cases.count, c.name, target.path, Date().timeIntervalSince(start)))
         }
     }
