@@ -29,6 +29,23 @@ final class SlidingWindowTests: XCTestCase {
         try check(shape: [5, 12, 7], patch: [8, 8, 8], overlap: 0.5)      // padded along two axes
     }
 
+    /// An image smaller than the patch sits in the middle of the zero canvas (the smaller half of
+    /// the padding first, as MONAI's sliding window pads): a predictor that answers each voxel's
+    /// position inside its window shows where the image was placed.
+    func testSmallImagesArePaddedSymmetrically() throws {
+        let images = try Tensor.randn([1, 5, 12, 7])
+        let patch = [8, 8, 10]
+        let window = SlidingWindowInference(patch: patch, overlap: 0.5, windowBatch: 1)
+        let out = try window.run(images: images, present: [true]) { inputs in
+            let w = inputs[0]!                                        // (B, 1, 8, 8, 10)
+            let ramp = try Tensor.arange(0, 10, dtype: .float32).reshape([1, 1, 1, 1, 10]).expand(w.shape).contiguous()
+            return [ramp]
+        }[0]!                                                          // (1, 5, 12, 7)
+        // W: 7 of 10, padding 1 before and 2 after -> voxel j was at window position j + 1.
+        let row = try out.narrow(dim: 1, start: 2, length: 1).narrow(dim: 2, start: 0, length: 1).reshape([7]).toArray(Float.self)
+        for (j, v) in row.enumerated() { XCTAssertEqual(v, Float(j + 1), accuracy: 1e-5, "W position \(j)") }
+    }
+
     func testStartsCoverTheAxisWithTheRequestedStep() {
         XCTAssertEqual(SlidingWindowInference.starts(size: 8, patch: 8, overlap: 0.5), [0])
         XCTAssertEqual(SlidingWindowInference.starts(size: 5, patch: 8, overlap: 0.5), [0])

@@ -5,7 +5,7 @@ import Torch
 /// training patch size step over the volume with the given overlap, each window's softmax is
 /// weighted by a Gaussian centred on the window (sigma = `sigmaScale` x patch size per axis) and
 /// accumulated; the sum is divided by the accumulated weights. Volumes smaller than the patch are
-/// zero-padded and cropped back. Memory is the K x volume accumulator plus one batch of windows.
+/// zero-padded (centred) and cropped back. Memory is the K x volume accumulator plus one batch of windows.
 /// Optional test-time augmentation averages the predictions of all axis-flip combinations.
 ///
 /// On a GPU the volume, the accumulators and the stitching stay on the device (one copy in, one
@@ -87,11 +87,15 @@ public struct SlidingWindowInference: Sendable {
             let shape = Array(images.shape.dropFirst())
             guard shape.count == patch.count else { throw TorchError("sliding window: image rank \(shape.count) vs patch \(patch.count)") }
             let padded = zip(shape, patch).map { Swift.max($0, $1) }
+            // An image smaller than the patch sits in the middle of a zero canvas (the smaller
+            // half of the padding first), as MONAI's and nnU-Net's sliding windows pad it, so an
+            // exported MONAI bundle sees the same windows.
+            let offsets = zip(padded, shape).map { ($0 - $1) / 2 }
             var x = try images.to(home)
             if padded != shape {
                 let canvas = try Tensor.zeros([images.size(0)] + padded, dtype: images.dtype, device: home)
                 var view = canvas
-                for d in 0..<shape.count { view = try view.narrow(dim: 1 + d, start: 0, length: shape[d]) }
+                for d in 0..<shape.count { view = try view.narrow(dim: 1 + d, start: offsets[d], length: shape[d]) }
                 try view.copy_(images)
                 x = canvas
             }
@@ -132,7 +136,7 @@ public struct SlidingWindowInference: Sendable {
                 try acc.map { a in
                     var out = try a / weightSum
                     if padded != shape {
-                        for d in 0..<shape.count { out = try out.narrow(dim: 1 + d, start: 0, length: shape[d]) }
+                        for d in 0..<shape.count { out = try out.narrow(dim: 1 + d, start: offsets[d], length: shape[d]) }
                         out = try out.contiguous()
                     }
                     return try out.to(.cpu)
