@@ -23,6 +23,18 @@ public enum PhantomModality: Int, CaseIterable, Codable, Sendable {
     }
 }
 
+/// The anatomy a phantom shows.
+public enum PhantomFamily: String, Codable, CaseIterable, Sendable {
+    /// Cardiac MR (bSSFP, LGE, T2): LV blood pool, myocardium, RV (the default; docs/methods.md).
+    case cardiac
+    /// Brain MR (T1, FLAIR, T2): ventricles, white matter and small white-matter lesions, with a
+    /// 192 mm field of view (`BrainPhantom.swift`).
+    case brain
+
+    /// In-plane field of view in mm when `inPlaneSpacingMM` is not set.
+    public var fieldOfViewMM: Double { self == .cardiac ? 80 : 192 }
+}
+
 /// Knobs of the built-in phantom. Every field has a default; decoding accepts any subset of keys
 /// (missing ones take the default) and rejects unknown keys.
 ///
@@ -31,11 +43,14 @@ public enum PhantomModality: Int, CaseIterable, Codable, Sendable {
 /// border ambiguous wherever there is scar, and LV and RV blood are indistinguishable by intensity
 /// in every modality (see `PhantomStatistics`).
 public struct PhantomConfig: Codable, Equatable, Sendable {
+    /// The anatomy: cardiac (default) or brain.
+    public var family: PhantomFamily = .cardiac
     /// In-plane voxels (nx = ny = size); nz = max(1, size / 2).
     public var size: Int = 64
-    /// Number of modalities, 1...3, in the order bSSFP, LGE, T2.
+    /// Number of modalities, 1...3, in the order bSSFP, LGE, T2 (brain: T1, FLAIR, T2).
     public var modalities: Int = 2
-    /// In-plane voxel size in mm; nil: 80 mm field of view (80 / size, i.e. 1.25 mm at size 64).
+    /// In-plane voxel size in mm; nil: the family's field of view over `size` (cardiac 80 mm, i.e.
+    /// 1.25 mm at size 64; brain 192 mm, 3 mm at size 64).
     public var inPlaneSpacingMM: Double? = nil
     /// Through-plane voxel size as a multiple of the in-plane one (2 -> 2.5 mm at size 64).
     public var throughPlaneFactor: Double = 2
@@ -70,18 +85,30 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
     public var intensityScale: [Double] = [300, 1500]
     /// Global intensity offset drawn per case and modality, uniform in this range.
     public var intensityOffset: [Double] = [0, 40]
+    /// Brain: lesions per case, uniform in [low, high].
+    public var lesionCount: [Int] = [2, 8]
+    /// Brain: lesion radius in mm, uniform in [low, high] (each semi-axis then varies by +-30 %).
+    public var lesionRadiusMM: [Double] = [3, 6]
 
     public init() {}
 
-    /// The modalities present, in channel order.
+    /// The cardiac modalities present, in channel order.
     public var modalityList: [PhantomModality] { Array(PhantomModality.allCases.prefix(max(0, min(3, modalities)))) }
+
+    /// The channel names written to `dataset.json`, in channel order.
+    public var channelNames: [String] {
+        family == .cardiac ? modalityList.map(\.channelName) : Array(BrainPhantom.channelNames.prefix(max(0, min(3, modalities))))
+    }
+
+    /// Label names in value order.
+    public var labelNames: [String] { family == .cardiac ? Phantom.labelNames : BrainPhantom.labelNames }
 
     /// Grid shape (nx, ny, nz).
     public var shape: [Int] { [size, size, max(1, size / 2)] }
 
     /// Voxel spacing in mm.
     public var spacing: [Double] {
-        let inPlane = inPlaneSpacingMM ?? 80.0 / Double(max(size, 1))
+        let inPlane = inPlaneSpacingMM ?? family.fieldOfViewMM / Double(max(size, 1))
         return [inPlane, inPlane, inPlane * throughPlaneFactor]
     }
 
@@ -99,7 +126,7 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         func fail(_ field: String, _ why: String) -> PhantomConfigError { PhantomConfigError(field: field, problem: why) }
         guard (8...1024).contains(size) else { throw fail("size", "must be 8...1024, got \(size)") }
-        guard (1...3).contains(modalities) else { throw fail("modalities", "must be 1...3 (bSSFP, LGE, T2), got \(modalities)") }
+        guard (1...3).contains(modalities) else { throw fail("modalities", "must be 1...3 (\(family == .cardiac ? "bSSFP, LGE, T2" : "T1, FLAIR, T2")), got \(modalities)") }
         if let s = inPlaneSpacingMM, !(s.isFinite && s > 0) { throw fail("inPlaneSpacingMM", "must be > 0, got \(s)") }
         guard throughPlaneFactor.isFinite && throughPlaneFactor > 0 else { throw fail("throughPlaneFactor", "must be > 0") }
         guard snr.isFinite && snr > 0 else { throw fail("snr", "must be > 0 (use a large value for nearly no noise), got \(snr)") }
@@ -119,12 +146,18 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
         guard intensityOffset.count == 2, intensityOffset.allSatisfy({ $0.isFinite && $0 >= 0 }), intensityOffset[0] <= intensityOffset[1] else {
             throw fail("intensityOffset", "must be [low, high] with 0 <= low <= high, got \(intensityOffset)")
         }
+        guard lesionCount.count == 2, lesionCount[0] >= 0, lesionCount[0] <= lesionCount[1], lesionCount[1] <= 50 else {
+            throw fail("lesionCount", "must be [low, high] with 0 <= low <= high <= 50, got \(lesionCount)")
+        }
+        guard lesionRadiusMM.count == 2, lesionRadiusMM.allSatisfy({ $0.isFinite && $0 > 0 }), lesionRadiusMM[0] <= lesionRadiusMM[1] else {
+            throw fail("lesionRadiusMM", "must be [low, high] with 0 < low <= high, got \(lesionRadiusMM)")
+        }
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case size, modalities, inPlaneSpacingMM, throughPlaneFactor, snr, biasStrength, blurSigma, throughPlaneBlurFactor
+        case family, size, modalities, inPlaneSpacingMM, throughPlaneFactor, snr, biasStrength, blurSigma, throughPlaneBlurFactor
         case deformationMM, maxTiltDegrees, misalignMM, misalignDegrees, contrastOverlap, contrastJitter, scarProbability
-        case intensityScale, intensityOffset
+        case intensityScale, intensityOffset, lesionCount, lesionRadiusMM
     }
 
     private struct AnyKey: CodingKey {
@@ -144,7 +177,7 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var d = PhantomConfig()
         func get<T: Decodable>(_ k: CodingKeys, _ v: inout T) throws { if let x = try c.decodeIfPresent(T.self, forKey: k) { v = x } }
-        try get(.size, &d.size); try get(.modalities, &d.modalities)
+        try get(.family, &d.family); try get(.size, &d.size); try get(.modalities, &d.modalities)
         d.inPlaneSpacingMM = try c.decodeIfPresent(Double.self, forKey: .inPlaneSpacingMM)
         try get(.throughPlaneFactor, &d.throughPlaneFactor); try get(.snr, &d.snr)
         try get(.biasStrength, &d.biasStrength); try get(.blurSigma, &d.blurSigma)
@@ -153,6 +186,7 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
         try get(.misalignDegrees, &d.misalignDegrees); try get(.contrastOverlap, &d.contrastOverlap)
         try get(.contrastJitter, &d.contrastJitter); try get(.scarProbability, &d.scarProbability)
         try get(.intensityScale, &d.intensityScale); try get(.intensityOffset, &d.intensityOffset)
+        try get(.lesionCount, &d.lesionCount); try get(.lesionRadiusMM, &d.lesionRadiusMM)
         self = d
     }
 }

@@ -82,13 +82,13 @@ extension Phantom {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try enc.encode(record), to: root.appendingPathComponent(PhantomDatasetRecord.fileName))
 
-        let names = config.modalityList.map(\.channelName)
+        let names = config.channelNames
         let description = DatasetDescription(
             channelNames: names,
-            labels: labelNames.enumerated().map { ($0.element, $0.offset) },
+            labels: config.labelNames.enumerated().map { ($0.element, $0.offset) },
             numTraining: cases, fileEnding: ".nii.gz", numUnlabeled: unlabeledCases, pairing: .paired,
             name: "ConcordPhantom",
-            description: "Concord's built-in multimodal cardiac phantom (\(names.joined(separator: " + "))), seed \(seed), generator v\(generatorVersion); settings in phantom.json")
+            description: "Concord's built-in multimodal \(config.family.rawValue) phantom (\(names.joined(separator: " + "))), seed \(seed), generator v\(generatorVersion); settings in phantom.json")
         try description.save(to: root.appendingPathComponent("dataset.json"))
     }
 }

@@ -53,11 +53,11 @@ struct PhantomContrast {
 extension Phantom {
     /// Renders one modality of a case: tissue means (with per-case jitter) -> partial-volume blur
     /// -> optional rigid motion -> bias field -> Rician noise -> global scale and offset.
-    static func image(tissue: [UInt8], shape: [Int], spacing: [Double], affine: Affine, modality: PhantomModality,
+    static func image(tissue: [UInt8], shape: [Int], spacing: [Double], affine: Affine, contrast nominal: PhantomContrast,
                       config: PhantomConfig, motion: RigidTransform?, rng r: inout SeededGenerator) -> [Float] {
-        var contrast = PhantomContrast.nominal(modality, overlap: config.contrastOverlap)
-        // Per-case contrast jitter (each tissue's mean independently; air stays 0).
-        for t in 1..<PhantomTissue.count {
+        var contrast = nominal
+        // Per-case contrast jitter (each tissue's mean independently; air, tissue 0, stays 0).
+        for t in 1..<contrast.means.count {
             contrast.means[t] = max(0, contrast.means[t] * (1 + config.contrastJitter * r.normal()))
         }
         let lut = contrast.means.map { Float($0) }

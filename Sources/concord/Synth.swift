@@ -2,13 +2,15 @@ import ArgumentParser
 import Datasets
 import Foundation
 
-/// `concord synth`: the built-in multimodal cardiac phantom as a dataset folder.
+/// `concord synth`: a built-in multimodal phantom (cardiac or brain) as a dataset folder.
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the built-in multimodal phantom dataset (deterministic per seed).",
         discussion: """
-        Cardiac-like anatomy (1 LV blood pool, 2 myocardium, 3 RV) seen by 2 or 3 modalities with complementary
-        contrasts (bSSFP, LGE, T2), noise, bias field, partial-volume blur, anisotropic spacing and optional
+        Cardiac (default): cardiac-like anatomy (1 LV blood pool, 2 myocardium, 3 RV) seen by 2 or 3 modalities
+        with complementary contrasts (bSSFP, LGE, T2). Brain (--family brain): a head with cortex, 1 lateral
+        ventricles, 2 white matter and 3 small white-matter lesions, seen by T1, FLAIR (and T2), 192 mm field of
+        view. Both with noise, bias field, partial-volume blur, anisotropic spacing and optional
         misalignment of the non-reference modalities. Writes dataset.json, imagesTr/, labelsTr/,
         imagesUnlabeled/ and phantom.json (seed, settings, per-case misalignment).
         """
@@ -19,7 +21,8 @@ struct Synth: ParsableCommand {
     @Option(help: "Additional unlabelled cases (imagesUnlabeled/).") var unlabeled = 0
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "In-plane size in voxels (through-plane is half).") var size = 64
-    @Option(help: "Modalities: 2 (bSSFP, LGE) or 3 (+ T2).") var modalities = 2
+    @Option(help: "Anatomy: cardiac or brain.") var family = "cardiac"
+    @Option(help: "Modalities: 2 (bSSFP, LGE; brain: T1, FLAIR) or 3 (+ T2).") var modalities = 2
     @Option(help: "Maximum misalignment of non-reference modalities, mm.") var misalignMm: Double = 0
     @Option(help: "Maximum misalignment rotation, degrees.") var misalignDeg: Double = 0
     @Flag(help: "Replace a dataset already in --out.") var overwrite = false
@@ -27,6 +30,11 @@ struct Synth: ParsableCommand {
 
     func run() throws {
         var config = PhantomConfig()
+        guard let parsed = PhantomFamily(rawValue: family) else {
+            throw ValidationError("--family \(family): must be \(PhantomFamily.allCases.map(\.rawValue).joined(separator: " or "))")
+        }
+        config.family = parsed
+        if stats && parsed != .cardiac { throw ValidationError("--stats measures the cardiac phantom only") }
         config.size = size
         config.modalities = modalities
         config.misalignMM = misalignMm
