@@ -27,6 +27,22 @@ final class LossTests: XCTestCase {
         XCTAssertEqual(try DiceCELoss()(logits: l, target: y).item(), 1 - (dice0 + dice1) / 2 + ce, accuracy: 1e-5)
     }
 
+    /// Batch Dice: each class summed over both samples. Sample 0 has class 1 nowhere, so its
+    /// per-sample class-1 Dice is smooth / (0.2 + smooth), about 0; over the batch class 1 counts.
+    func testBatchDiceByHand() throws {
+        // B=2, K=2, one voxel each: p = [0.8, 0.2] (label 0), [0.4, 0.6] (label 1).
+        let p = try Tensor([0.8, 0.2, 0.4, 0.6] as [Float], shape: [2, 2, 1])
+        let y = try Tensor([0, 1] as [Int64], shape: [2, 1])
+        let s = 1e-5
+        let dice0 = (2 * 0.8 + s) / (0.8 + 0.4 + 1 + s)     // class 0: intersection 0.8, sum p 1.2, sum y 1
+        let dice1 = (2 * 0.6 + s) / (0.2 + 0.6 + 1 + s)     // class 1: intersection 0.6, sum p 0.8, sum y 1
+        XCTAssertEqual(try DiceLoss(batch: true)(probabilities: p, target: y).item(), 1 - (dice0 + dice1) / 2, accuracy: 1e-6)
+        XCTAssertEqual(try DiceLoss(includeBackground: false, batch: true)(probabilities: p, target: y).item(), 1 - dice1, accuracy: 1e-6)
+        // Per sample instead: sample 0's class 1 is absent -> s / (0.2 + s).
+        let perSample = [(2 * 0.8 + s) / (0.8 + 1 + s), s / (0.2 + s), s / (0.4 + s), (2 * 0.6 + s) / (0.6 + 1 + s)]
+        XCTAssertEqual(try DiceLoss()(probabilities: p, target: y).item(), 1 - perSample.reduce(0, +) / 4, accuracy: 1e-6)
+    }
+
     func testSoftDiceSimilarityAndInfoNCEByHand() throws {
         let a = try Tensor([1, 0] as [Float], shape: [1, 1, 2])
         let b = try Tensor([1, 1] as [Float], shape: [1, 1, 2])

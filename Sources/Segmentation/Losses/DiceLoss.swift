@@ -2,15 +2,23 @@ import Torch
 
 /// Soft Dice loss on softmax probabilities, per sample and class:
 ///   dice_{b,k} = (2 sum(p y) + smooth) / (sum p + sum y + smooth),  loss = 1 - mean_{b,k} dice_{b,k}
+/// or, with `batch` (nnU-Net's "batch Dice"), per class over the whole batch as one volume:
+///   dice_k = (2 sum_{b,x}(p y) + smooth) / (sum_{b,x} p + sum_{b,x} y + smooth),  loss = 1 - mean_k dice_k.
+/// Why batch Dice exists: a class absent from one patch (a small lesion) has per-sample Dice
+/// smooth / (sum p + smooth), which punishes any probability mass on it as a complete miss and
+/// swings between 0 and 1 from patch to patch; over the batch the class is usually present
+/// somewhere and the term measures overlap. Its sums couple the samples of a batch, so a
+/// data-parallel run with batch Dice is not the one-process run with the summed batch.
 /// `target` is either int64 class indices (B, spatial...) or class probabilities shaped like the
 /// logits (soft labels, PReL). `smooth` 1e-5 as in docs/methods.md (1.1). With `includeBackground` false class 0
 /// is left out of the mean (nnU-Net style); default true (MONAI's default).
 public struct DiceLoss: Sendable {
     public var smooth: Double
     public var includeBackground: Bool
+    public var batch: Bool
 
-    public init(smooth: Double = 1e-5, includeBackground: Bool = true) {
-        self.smooth = smooth; self.includeBackground = includeBackground
+    public init(smooth: Double = 1e-5, includeBackground: Bool = true, batch: Bool = false) {
+        self.smooth = smooth; self.includeBackground = includeBackground; self.batch = batch
     }
 
     public func callAsFunction(logits: Tensor, target: Tensor) throws -> Tensor {
@@ -20,11 +28,12 @@ public struct DiceLoss: Sendable {
     public func callAsFunction(probabilities p: Tensor, target: Tensor) throws -> Tensor {
         let classes = p.size(1)
         let y = try oneHotTarget(target, classes: classes, like: p)
-        let dims = Array(2..<p.rank)
+        let dims = batch ? [0] + Array(2..<p.rank) : Array(2..<p.rank)
         let intersection = try (p * y).sum(dims: dims)
         let denominator = try p.sum(dims: dims) + y.sum(dims: dims)
-        var dice = try (intersection * 2 + smooth) / (denominator + smooth)   // (B, K)
-        if !includeBackground && classes > 1 { dice = try dice.narrow(dim: 1, start: 1, length: classes - 1) }
+        var dice = try (intersection * 2 + smooth) / (denominator + smooth)   // (B, K), or (K) with batch
+        let classDim = batch ? 0 : 1
+        if !includeBackground && classes > 1 { dice = try dice.narrow(dim: classDim, start: 1, length: classes - 1) }
         return try 1 - dice.mean()
     }
 }

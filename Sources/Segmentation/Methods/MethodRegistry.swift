@@ -42,7 +42,7 @@ public struct MethodContext {
 
     public var unet: UNetConfig { config.unet }
     /// The labelled term every built-in method uses: Dice + CE with the run's Dice options.
-    public var supervisedLoss: DiceCELoss { DiceCELoss(dice: DiceLoss(includeBackground: config.diceIncludeBackground)) }
+    public var supervisedLoss: DiceCELoss { DiceCELoss(dice: DiceLoss(includeBackground: config.diceIncludeBackground, batch: config.diceBatch)) }
     /// The method's settings from the run configuration.
     public func settings<S: MethodSettings>(_ type: S.Type) -> S { config.settings(type) }
 }

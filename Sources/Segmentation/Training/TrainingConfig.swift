@@ -36,6 +36,9 @@ public struct SharedTrainingSettings: Codable, Sendable {
     /// Whether the Dice term of the supervised loss averages over the background class too (MONAI's
     /// and the public CMC code's default) or over the foreground classes only (nnU-Net's).
     public var diceIncludeBackground: Bool = true
+    /// Whether the Dice term sums each class over the whole batch (nnU-Net's batch Dice) instead of
+    /// averaging per-sample Dice (`DiceLoss` says why it matters for small structures).
+    public var diceBatch: Bool = false
     /// Arithmetic of the networks' forward passes in training and prediction: fp32, bf16 (CPU and
     /// CUDA) or fp16 (CUDA, with dynamic loss scaling). Losses stay float32 (`MixedPrecision`).
     public var precision: PrecisionSetting = .fp32
