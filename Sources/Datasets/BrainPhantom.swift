@@ -142,8 +142,8 @@ struct BrainAnatomy: Sendable {
 extension PhantomContrast {
     /// The brain phantom's channels: 0 T1-weighted (white matter bright, grey darker, CSF dark;
     /// lesions hypointense, pulled towards grey matter by `overlap`), 1 FLAIR (CSF nulled, grey
-    /// matter brighter than white, lesions bright but pulled towards grey matter; thicker slices:
-    /// blurrier), 2 T2-weighted (CSF brightest, lesions bright like CSF and grey matter).
+    /// matter brighter than white, lesions brightest, pulled a third as far towards grey matter;
+    /// thicker slices: blurrier), 2 T2-weighted (CSF brightest, lesions bright like CSF and grey matter).
     /// Neither channel alone separates lesions from grey matter at the defaults; together they do
     /// better, and periventricular lesions border CSF that FLAIR nulls and T2 brightens.
     static func brain(channel: Int, overlap c: Double) -> PhantomContrast {
@@ -157,9 +157,12 @@ extension PhantomContrast {
             set(.ventricle, 0.12); set(.lesion, mix(0.38, grey))
             return PhantomContrast(means: m, reference: 0.6, snrFactor: 1.0, blurFactor: 1.0)
         case 1:
+            // FLAIR hyperintensity is what lesions are read by: `overlap` pulls them only a third of
+            // the way towards grey matter (1.0 -> 0.91 at the default 0.8), leaving a visible but
+            // noisy margin; T1 alone hardly tells them from grey matter.
             let grey = 0.66
             set(.air, 0); set(.scalp, 0.5); set(.outerCSF, 0.07); set(.grey, grey); set(.white, 0.5)
-            set(.ventricle, 0.05); set(.lesion, mix(1.0, grey))
+            set(.ventricle, 0.05); set(.lesion, 1.0 + (grey - 1.0) * c / 3)
             return PhantomContrast(means: m, reference: 0.6, snrFactor: 0.8, blurFactor: 1.3)
         default:
             let csf = 1.0
