@@ -143,7 +143,7 @@ extension PhantomContrast {
     /// The brain phantom's channels: 0 T1-weighted (white matter bright, grey darker, CSF dark;
     /// lesions hypointense, pulled towards grey matter by `overlap`), 1 FLAIR (CSF nulled, grey
     /// matter brighter than white, lesions brightest, pulled a third as far towards grey matter;
-    /// thicker slices: blurrier), 2 T2-weighted (CSF brightest, lesions bright like CSF and grey matter).
+    /// a little blurrier), 2 T2-weighted (CSF brightest, lesions bright like CSF and grey matter).
     /// Neither channel alone separates lesions from grey matter at the defaults; together they do
     /// better, and periventricular lesions border CSF that FLAIR nulls and T2 brightens.
     static func brain(channel: Int, overlap c: Double) -> PhantomContrast {
@@ -163,7 +163,7 @@ extension PhantomContrast {
             let grey = 0.66
             set(.air, 0); set(.scalp, 0.5); set(.outerCSF, 0.07); set(.grey, grey); set(.white, 0.5)
             set(.ventricle, 0.05); set(.lesion, 1.0 + (grey - 1.0) * c / 3)
-            return PhantomContrast(means: m, reference: 0.6, snrFactor: 0.8, blurFactor: 1.3)
+            return PhantomContrast(means: m, reference: 0.6, snrFactor: 0.8, blurFactor: 1.15)
         default:
             let csf = 1.0
             set(.air, 0); set(.scalp, 0.45); set(.outerCSF, csf); set(.grey, 0.62); set(.white, 0.45)

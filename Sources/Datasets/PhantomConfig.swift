@@ -52,7 +52,8 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
     /// In-plane voxel size in mm; nil: the family's field of view over `size` (cardiac 80 mm, i.e.
     /// 1.25 mm at size 64; brain 192 mm, 3 mm at size 64).
     public var inPlaneSpacingMM: Double? = nil
-    /// Through-plane voxel size as a multiple of the in-plane one (2 -> 2.5 mm at size 64).
+    /// Through-plane voxel size as a multiple of the in-plane one (2 -> 2.5 mm at size 64;
+    /// `concord synth --family brain` uses 1: 3 mm isotropic at size 64).
     public var throughPlaneFactor: Double = 2
     /// Signal-to-noise ratio of blood (bSSFP) / the brightest structure, before per-modality
     /// factors (LGE 0.9x, T2 0.6x). Noise is Rician (magnitude of complex Gaussian noise).
@@ -88,7 +89,7 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
     /// Brain: lesions per case, uniform in [low, high].
     public var lesionCount: [Int] = [2, 8]
     /// Brain: lesion radius in mm, uniform in [low, high] (each semi-axis then varies by +-30 %).
-    public var lesionRadiusMM: [Double] = [3, 6]
+    public var lesionRadiusMM: [Double] = [4, 8]
 
     public init() {}
 
@@ -103,8 +104,12 @@ public struct PhantomConfig: Codable, Equatable, Sendable {
     /// Label names in value order.
     public var labelNames: [String] { family == .cardiac ? Phantom.labelNames : BrainPhantom.labelNames }
 
-    /// Grid shape (nx, ny, nz).
-    public var shape: [Int] { [size, size, max(1, size / 2)] }
+    /// Grid shape (nx, ny, nz). Cardiac: nz = size / 2 (short-axis stacks cover less through-plane);
+    /// brain: the head's height, nz = size / throughPlaneFactor (a cubic field of view).
+    public var shape: [Int] {
+        let nz = family == .cardiac ? size / 2 : Int((Double(size) / throughPlaneFactor).rounded())
+        return [size, size, max(1, nz)]
+    }
 
     /// Voxel spacing in mm.
     public var spacing: [Double] {

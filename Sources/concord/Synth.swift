@@ -23,6 +23,7 @@ struct Synth: ParsableCommand {
     @Option(help: "In-plane size in voxels (through-plane is half).") var size = 64
     @Option(help: "Anatomy: cardiac or brain.") var family = "cardiac"
     @Option(help: "Modalities: 2 (bSSFP, LGE; brain: T1, FLAIR) or 3 (+ T2).") var modalities = 2
+    @Option(help: "Through-plane voxel size over in-plane (default: cardiac 2, brain 1).") var throughPlaneFactor: Double?
     @Option(help: "Maximum misalignment of non-reference modalities, mm.") var misalignMm: Double = 0
     @Option(help: "Maximum misalignment rotation, degrees.") var misalignDeg: Double = 0
     @Flag(help: "Replace a dataset already in --out.") var overwrite = false
@@ -36,6 +37,7 @@ struct Synth: ParsableCommand {
         config.family = parsed
         if stats && parsed != .cardiac { throw ValidationError("--stats measures the cardiac phantom only") }
         config.size = size
+        config.throughPlaneFactor = throughPlaneFactor ?? (parsed == .cardiac ? 2 : 1)
         config.modalities = modalities
         config.misalignMM = misalignMm
         config.misalignDegrees = misalignDeg
