@@ -6,7 +6,7 @@ import Volumes
 enum BrainTissue: UInt8, CaseIterable {
     case air = 0, scalp, outerCSF, grey, white, ventricle, lesion
 
-    static let count = 7
+    static var count: Int { allCases.count }
 
     /// Segmentation label: 0 background (air, scalp and skull, sulcal CSF, grey matter),
     /// 1 ventricles, 2 white matter, 3 lesions.
@@ -102,40 +102,21 @@ struct BrainAnatomy: Sendable {
     }
 
     func tissue(_ x: Double, _ y: Double, _ z: Double) -> BrainTissue {
+        // Lesions replace white matter only.
         let base = baseTissue(x, y, z)
-        guard base == .white || base == .grey else { return base }
+        guard base == .white else { return base }
         for lesion in lesions {
             let c = lesion.centre, a = lesion.axes
             let dx = (x - c[0]) / a[0], dy = (y - c[1]) / a[1], dz = (z - c[2]) / a[2]
-            if dx * dx + dy * dy + dz * dz < 1 && base == .white { return .lesion }
+            if dx * dx + dy * dy + dz * dz < 1 { return .lesion }
         }
         return base
     }
 
     func render(shape: [Int], affine: Affine) -> [UInt8] {
-        let nx = shape[0], ny = shape[1], nz = shape[2]
-        var out = [UInt8](repeating: 0, count: nx * ny * nz)
-        let a = affine.m
-        out.withUnsafeMutableBufferPointer { o in
-            var idx = 0
-            for k in 0..<nz {
-                for j in 0..<ny {
-                    for i in 0..<nx {
-                        let fi = Double(i), fj = Double(j), fk = Double(k)
-                        var x = a[0] * fi + a[1] * fj + a[2] * fk + a[3]
-                        var y = a[4] * fi + a[5] * fj + a[6] * fk + a[7]
-                        var z = a[8] * fi + a[9] * fj + a[10] * fk + a[11]
-                        if deformMM > 0 {
-                            let (dx, dy, dz) = (deform[0].value(x, y, z), deform[1].value(x, y, z), deform[2].value(x, y, z))
-                            x += deformMM * dx; y += deformMM * dy; z += deformMM * dz
-                        }
-                        o[idx] = tissue(x, y, z).rawValue
-                        idx += 1
-                    }
-                }
-            }
+        renderTissue(shape: shape, affine: affine, deform: deform, amplitudeMM: deformMM) { x, y, z, d in
+            tissue(x + d.0, y + d.1, z + d.2).rawValue
         }
-        return out
     }
 }
 

@@ -46,6 +46,36 @@ struct SmoothField: Sendable {
     }
 }
 
+/// Samples `tissue` at every voxel centre of the grid (x fastest): it gets the centre's world
+/// position (x, y, z) and the displacement there of the smooth deformation, `amplitudeMM` times
+/// `deform` (zero when the amplitude is 0), and returns the tissue code. Every phantom family
+/// renders its anatomy through this one loop.
+func renderTissue(shape: [Int], affine: Affine, deform: [SmoothField], amplitudeMM: Double,
+                  _ tissue: (Double, Double, Double, (Double, Double, Double)) -> UInt8) -> [UInt8] {
+    let nx = shape[0], ny = shape[1], nz = shape[2]
+    var out = [UInt8](repeating: 0, count: nx * ny * nz)
+    let a = affine.m
+    out.withUnsafeMutableBufferPointer { o in
+        var idx = 0
+        for k in 0..<nz {
+            for j in 0..<ny {
+                for i in 0..<nx {
+                    let fi = Double(i), fj = Double(j), fk = Double(k)
+                    let x = a[0] * fi + a[1] * fj + a[2] * fk + a[3]
+                    let y = a[4] * fi + a[5] * fj + a[6] * fk + a[7]
+                    let z = a[8] * fi + a[9] * fj + a[10] * fk + a[11]
+                    let d = amplitudeMM > 0
+                        ? (amplitudeMM * deform[0].value(x, y, z), amplitudeMM * deform[1].value(x, y, z), amplitudeMM * deform[2].value(x, y, z))
+                        : (0.0, 0.0, 0.0)
+                    o[idx] = tissue(x, y, z, d)
+                    idx += 1
+                }
+            }
+        }
+    }
+    return out
+}
+
 /// An ellipsoid in a local frame whose third semi-axis differs on the two sides of the equator
 /// (a blunt base and a pointed apex).
 struct EggEllipsoid: Sendable {
@@ -281,32 +311,9 @@ struct PhantomAnatomy: Sendable {
     /// Renders the tissue map on the voxel grid (x fastest), sampling the deformed anatomy at voxel
     /// centres.
     func render(shape: [Int], affine: Affine) -> [UInt8] {
-        let nx = shape[0], ny = shape[1], nz = shape[2]
-        var out = [UInt8](repeating: 0, count: nx * ny * nz)
-        let a = affine.m
-        let amp = deformMM
-        out.withUnsafeMutableBufferPointer { o in
-            var idx = 0
-            for k in 0..<nz {
-                for j in 0..<ny {
-                    for i in 0..<nx {
-                        let fi = Double(i), fj = Double(j), fk = Double(k)
-                        let x = a[0] * fi + a[1] * fj + a[2] * fk + a[3]
-                        let y = a[4] * fi + a[5] * fj + a[6] * fk + a[7]
-                        let z = a[8] * fi + a[9] * fj + a[10] * fk + a[11]
-                        var px = x - centre[0], py = y - centre[1], pz = z - centre[2]
-                        if amp > 0 {
-                            px += amp * deform[0].value(x, y, z)
-                            py += amp * deform[1].value(x, y, z)
-                            pz += amp * deform[2].value(x, y, z)
-                        }
-                        o[idx] = tissue(px, py, pz).rawValue
-                        idx += 1
-                    }
-                }
-            }
+        renderTissue(shape: shape, affine: affine, deform: deform, amplitudeMM: deformMM) { x, y, z, d in
+            tissue(x - centre[0] + d.0, y - centre[1] + d.1, z - centre[2] + d.2).rawValue
         }
-        return out
     }
 
     /// Makes the label geometry consistent: every LV blood voxel's 6-neighbours are LV blood or

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Segmentation
 
@@ -11,11 +12,11 @@ import Segmentation
 ///   next collective (at most the timeout); any rank still running 10 s after that is killed.
 ///   The launcher exits with the first failing rank's status and names it.
 enum LocalLauncher {
-    static func run(worldSize: Int, arguments: [String], timeout: TimeInterval, threadsPerRank: Int?, cudaDevices: Bool) throws -> Int32 {
-        let port = try freeLoopbackPort()
+    static func run(worldSize: Int, arguments: [String], timeout: TimeInterval, cudaDevices: Bool) throws -> Int32 {
+        let port = try LoopbackPort.free()
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let threads = threadsPerRank ?? Swift.max(1, cores / worldSize)
+        let threads = Swift.max(1, cores / worldSize)
         var children: [pid_t] = []
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -76,28 +77,6 @@ enum LocalLauncher {
         return interruptedStatus ? 130 : 0
     }
 
-    /// A port the kernel says is free on loopback now (rank 0 binds it a moment later; a race
-    /// with another program is reported by rank 0 as a port in use).
-    static func freeLoopbackPort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ValidationErrorText("cannot open a socket to find a free port") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw ValidationErrorText("cannot bind a loopback socket to find a free port") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { throw ValidationErrorText("getsockname failed") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// posix_spawn in a new process group (so a terminal's Ctrl-C reaches the launcher only).
     static func spawn(_ path: String, _ argv: [String], environment: [String: String]) throws -> pid_t {
         var attributes = posix_spawnattr_t()
@@ -115,12 +94,7 @@ enum LocalLauncher {
         defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, path, nil, &attributes, cArgs, cEnv)
-        guard result == 0 else { throw ValidationErrorText("cannot start \(path): \(String(cString: strerror(result)))") }
+        guard result == 0 else { throw ValidationError("cannot start \(path): \(String(cString: strerror(result)))") }
         return pid
     }
-}
-
-struct ValidationErrorText: Error, CustomStringConvertible {
-    let description: String
-    init(_ text: String) { description = text }
 }

@@ -51,7 +51,7 @@ struct Train: ParsableCommand {
                 // The launcher: start the ranks (each runs this same command line) and wait.
                 let cuda = device.flatMap(DeviceSetting.init(parsing:)).map { if case .cuda = $0 { return true } else { return false } } ?? false
                 let status = try LocalLauncher.run(worldSize: nproc, arguments: Array(CommandLine.arguments.dropFirst()), timeout: distTimeout,
-                                                   threadsPerRank: nil, cudaDevices: cuda)
+                                                   cudaDevices: cuda)
                 if status != 0 { throw ExitCode(status) }
                 return
             }
@@ -90,8 +90,7 @@ struct Train: ParsableCommand {
             // Rank 0 resolves the settings, plans, draws the splits and preprocesses; then this
             // rank loads what it wrote (the run folder must be on a file system every rank sees).
             try parallel.waitUntilReady("prepared", patience: Swift.max(3600, parallel.timeout), what: "the run folder (settings, plan, splits)")
-            var settings = try RunDescription.read(from: runURL).config
-            if case .cuda = try settings.device.resolve() { settings.device = .cuda(parallel.launch.localRank) }
+            let settings = try RunDescription.read(from: runURL).config
             let loaded = try DatasetLoading.load(dataset: URL(fileURLWithPath: dataset), config: settings, run: runURL, split: splitChoice()) { _ in }
             let trainer = try Trainer(config: settings, data: loaded.data, run: runURL, resume: resume, parallel: parallel, output: say)
             try runTraining(trainer, hasValidation: !loaded.data.validation.isEmpty, say: say)
@@ -158,10 +157,7 @@ struct Train: ParsableCommand {
         var description = loaded.description
         description.config = settings
         try description.write(to: runURL)
-        if let parallel {
-            try parallel.signalReady("prepared")
-            if case .cuda = try settings.device.resolve() { settings.device = .cuda(parallel.launch.localRank) }
-        }
+        try parallel?.signalReady("prepared")
         let trainer = try Trainer(config: settings, data: loaded.data, run: runURL, resume: resume, parallel: parallel) { print($0) }
         print("training \(trainer.method.name) on \(loaded.data.labeled.count) labelled + \(loaded.data.unlabeled.count) unlabelled cases, \(trainer.method.model.parameterCount) parameters, \(Runtime.threads) threads"
               + (parallel.map { ", \($0.worldSize) processes (global batch \(settings.labeledBatch * $0.worldSize) + \(settings.unlabeledBatch * $0.worldSize))" } ?? ""))

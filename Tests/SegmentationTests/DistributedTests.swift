@@ -64,7 +64,8 @@ final class DistributedTests: XCTestCase {
     var concord: URL { concordBinary }
 
     /// A tiny two-modality phantom and a config whose per-process batches are `labeled` + `unlabeled`.
-    func prepare(labeled: Int, unlabeled: Int, extra: String = "", name: String = "cfg") throws -> (data: String, config: String) {
+    func prepare(labeled: Int, unlabeled: Int, extra: String = "", unet: String = "{widths: [4, 8, 16]}",
+                 name: String = "cfg") throws -> (data: String, config: String) {
         let data = root.appendingPathComponent("data").path
         if !FileManager.default.fileExists(atPath: data + "/dataset.json") {
             let (status, output) = try runProcess(concord, ["synth", "--out", data, "--cases", "8", "--unlabeled", "4", "--size", "24", "--seed", "0"])
@@ -73,7 +74,7 @@ final class DistributedTests: XCTestCase {
         let config = root.appendingPathComponent("\(name).yaml")
         try """
         patch: [16, 16, 16]
-        unet: {widths: [4, 8, 16]}
+        unet: \(unet)
         labeledBatch: \(labeled)
         unlabeledBatch: \(unlabeled)
         validationInterval: 4
@@ -93,6 +94,7 @@ final class DistributedTests: XCTestCase {
         return env.merging(extra) { $1 }
     }
 
+    @discardableResult
     func train(_ arguments: [String], expect status: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let (terminationStatus, output) = try runProcess(concord, ["train"] + arguments, environment: environment())
         XCTAssertEqual(terminationStatus, status, "concord train \(arguments.joined(separator: " ")):\n\(output)", file: file, line: line)
@@ -149,7 +151,7 @@ final class DistributedTests: XCTestCase {
     /// fails the run if the ranks' models differ: mean teacher's EMA, PReL's teacher after the
     /// stage switch, deep supervision).
     func testEveryMethodTrainsOnTwoRanksWithIdenticalReplicas() throws {
-        let setup = try prepare(labeled: 1, unlabeled: 1, extra: "cmlStage1Iterations: 4\nunet: {widths: [4, 8, 16, 32], deepSupervision: true}")
+        let setup = try prepare(labeled: 1, unlabeled: 1, extra: "cmlStage1Iterations: 4", unet: "{widths: [4, 8, 16, 32], deepSupervision: true}")
         for method in ["supervised", "cmc", "cml", "mean-teacher", "cps", "late-fusion"] {
             let run = root.appendingPathComponent("m-\(method)").path
             let output = try train(["--dataset", setup.data, "--method", method, "--labeled", "0.5", "--iterations", "8", "--config", setup.config,
@@ -164,7 +166,7 @@ final class DistributedTests: XCTestCase {
     func testKilledRankStopsTheOtherAndTheRunResumes() throws {
         let setup = try prepare(labeled: 1, unlabeled: 1, extra: "checkpointInterval: 2")
         let run = root.appendingPathComponent("killed").path
-        let port = try LocalPort.free()
+        let port = try LoopbackPort.free()
         let arguments = ["train", "--dataset", setup.data, "--method", "supervised", "--labeled", "0.5", "--iterations", "100000",
                          "--config", setup.config, "--out", run, "--dist-timeout", "5"]
         var ranks: [(Process, Pipe)] = []
@@ -261,7 +263,7 @@ final class DistributedTests: XCTestCase {
         let setup = try prepare(labeled: 1, unlabeled: 1)
         let base = ["train", "--dataset", setup.data, "--method", "supervised", "--config", setup.config, "--dist-timeout", "10"]
         // World sizes 2 and 3.
-        var port = try LocalPort.free()
+        var port = try LoopbackPort.free()
         var a = try rank(0, world: 2, port: port, base + ["--iterations", "4", "--out", root.appendingPathComponent("w").path])
         var b = try rank(1, world: 3, port: port, base + ["--iterations", "4", "--out", root.appendingPathComponent("w").path])
         try a.run(); try b.run()
@@ -269,7 +271,7 @@ final class DistributedTests: XCTestCase {
         XCTAssertNotEqual(statusA, 0); XCTAssertNotEqual(statusB, 0)
         XCTAssertTrue((outputA + outputB).contains("was started with world size 3, rank 0 with 2"), outputA + outputB)
         // Different arguments (iterations) on rank 1.
-        port = try LocalPort.free()
+        port = try LoopbackPort.free()
         a = try rank(0, world: 2, port: port, base + ["--iterations", "4", "--out", root.appendingPathComponent("c").path])
         b = try rank(1, world: 2, port: port, base + ["--iterations", "5", "--out", root.appendingPathComponent("c").path])
         try a.run(); try b.run()
@@ -284,7 +286,7 @@ final class DistributedTests: XCTestCase {
         let base = ["train", "--dataset", setup.data, "--method", "supervised", "--config", setup.config, "--iterations", "4",
                     "--out", root.appendingPathComponent("p").path, "--dist-timeout", "3"]
         // Rank 0 on a port another socket holds.
-        let holder = try LocalPort.listening()
+        let holder = try LoopbackPort.listening()
         defer { close(holder.fd) }
         let zero = try rank(0, world: 2, port: holder.port, base)
         try zero.run()
@@ -293,40 +295,11 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(output.contains("could not host the rendezvous store on port \(holder.port)"), output)
         // Rank 1 alone: nobody at the master's port; it gives up after the timeout.
         let start = Date()
-        let one = try rank(1, world: 2, port: try LocalPort.free(), base)
+        let one = try rank(1, world: 2, port: try LoopbackPort.free(), base)
         try one.run()
         let (status1, output1) = finish(one)
         XCTAssertNotEqual(status1, 0)
         XCTAssertTrue(output1.contains("could not reach the rendezvous store of rank 0"), output1)
         XCTAssertLessThan(Date().timeIntervalSince(start), 3 + 15)
-    }
-}
-
-/// Loopback ports for the tests.
-enum LocalPort {
-    /// A socket bound and listening on a kernel-chosen loopback port (close `fd` to free it).
-    static func listening() throws -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TorchError("socket failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 4) == 0 else { close(fd); throw TorchError("bind/listen failed") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
-    }
-
-    /// A port that was free a moment ago.
-    static func free() throws -> Int {
-        let (fd, port) = try listening()
-        close(fd)
-        return port
     }
 }

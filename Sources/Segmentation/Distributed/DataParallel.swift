@@ -18,6 +18,9 @@ public final class DataParallel: @unchecked Sendable {
     public let timeout: TimeInterval
     public let heartbeatInterval: TimeInterval
     private var heartbeat: DispatchSourceTimer?
+    /// What `diagnose` concluded, once: the trainer and the command both ask, the store is read
+    /// and the heartbeats watched only the first time.
+    private var diagnosis: Error?
 
     /// Joins the group of `launch` (at most `timeout` for every rank to arrive).
     public init(launch: LaunchEnvironment, timeout: TimeInterval) throws {
@@ -84,6 +87,14 @@ public final class DataParallel: @unchecked Sendable {
         }
     }
 
+    /// The device this rank trains on: the GPU of its local rank when the run is on CUDA (rank i
+    /// on GPU i of its machine), else the setting's own.
+    public func device(_ setting: DeviceSetting) throws -> Device {
+        let resolved = try setting.resolve()
+        guard case .cuda = resolved else { return resolved }
+        return try DeviceSetting.cuda(launch.localRank).resolve()
+    }
+
     // MARK: collectives the trainer uses
 
     /// Rank 0's parameters and buffers, to every rank.
@@ -140,6 +151,13 @@ public final class DataParallel: @unchecked Sendable {
     /// answering, as a `SegmentationError.distributed`; otherwise `error` itself (this rank's own
     /// failure, which it then reports for the others).
     public func diagnose(_ error: Error, iteration: Int?) -> Error {
+        if let diagnosis { return diagnosis }
+        let result = findCause(error, iteration: iteration)
+        diagnosis = result
+        return result
+    }
+
+    private func findCause(_ error: Error, iteration: Int?) -> Error {
         if let known = error as? SegmentationError, case .distributed = known { return known }
         let here = "rank \(rank) stopped " + (iteration.map { "at iteration \($0)" } ?? "while starting")
         // Not a libtorch error (settings, files, a mismatch found here): this rank's own problem.

@@ -73,7 +73,7 @@ final class TorchScriptSource {
         return "[" + full.map(String.init).joined(separator: ", ") + "]"
     }
 
-    private static func number(_ x: Double) -> String {
+    static func number(_ x: Double) -> String {
         // TorchScript float literals: always with a decimal point or exponent.
         let s = "\(x)"
         return s.contains(".") || s.contains("e") ? s : s + ".0"

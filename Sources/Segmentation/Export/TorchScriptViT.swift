@@ -95,20 +95,15 @@ extension TorchScriptSource {
 
     func layerNorm(_ layer: LayerNorm, at path: String, _ x: String) throws -> String {
         let w = try tensor(path + ".weight", layer.weight.value), b = try tensor(path + ".bias", layer.bias.value)
-        return assign("torch.layer_norm(\(x), \(layer.shape), \(w), \(b), \(Self.literal(layer.eps)))")
+        return assign("torch.layer_norm(\(x), \(layer.shape), \(w), \(b), \(Self.number(layer.eps)))")
     }
 
     /// LayerNorm3d: layer norm over channels of (B, C, D, H, W), through a channels-last view.
     func layerNorm3d(_ layer: LayerNorm3d, at path: String, _ x: String) throws -> String {
         let w = try tensor(path + ".weight", layer.weight.value), b = try tensor(path + ".bias", layer.bias.value)
         let last = assign("torch.permute(\(x), [0, 2, 3, 4, 1])")
-        let normed = assign("torch.layer_norm(\(last), [\(x).size(1)], \(w), \(b), \(Self.literal(layer.eps)))")
+        let normed = assign("torch.layer_norm(\(last), [\(x).size(1)], \(w), \(b), \(Self.number(layer.eps)))")
         return assign("torch.permute(\(normed), [0, 4, 1, 2, 3])")
-    }
-
-    static func literal(_ x: Double) -> String {
-        let s = "\(x)"
-        return s.contains(".") || s.contains("e") ? s : s + ".0"
     }
 
     func vitBlock(_ block: ViTBlock3D, at path: String, _ x: String) throws -> String {
@@ -121,7 +116,7 @@ extension TorchScriptSource {
         let headDim = a.qkv.weight.value.size(0) / 3 / a.heads
         let attentionArguments = "\(try tensor(path + ".attn.qkv.weight", a.qkv.weight.value)), \(try bias(a.qkv, at: path + ".attn.qkv")), "
             + "\(try tensor(path + ".attn.proj.weight", a.proj.weight.value)), \(try bias(a.proj, at: path + ".attn.proj")), "
-            + "\(a.heads), \(Self.literal(1 / Double(headDim).squareRoot())), \(relative)"
+            + "\(a.heads), \(Self.number(1 / Double(headDim).squareRoot())), \(relative)"
         let y = try layerNorm(block.norm1, at: path + ".norm1", x)
         let attended: String
         if block.window > 0 {

@@ -83,7 +83,8 @@ public final class Trainer {
     public init(config: TrainingConfig, data: TrainingData, run: URL, resume: Bool, parallel: DataParallel? = nil,
                 output: @escaping (String) -> Void = { print($0) }) throws {
         try config.validate()
-        let device = try config.device.resolve()
+        // A data-parallel rank on CUDA uses the GPU of its local rank.
+        let device = try parallel?.device(config.device) ?? config.device.resolve()
         self.config = config; self.data = data; self.run = run; self.output = output; self.device = device
         self.parallel = parallel
         try Runtime.manualSeed(config.seed)
