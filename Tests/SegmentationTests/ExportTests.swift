@@ -94,6 +94,20 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(try ModelExport.heads(of: method).map(\.name), ["only(ct)", "only(mr)", "ct", "mr", "mean"])
     }
 
+    func testCMCValidatedFusionHeadBakesTheValidationWeights() throws {
+        let network = try CMCNetwork(config: CMCConfig(modalities: 2, numClasses: 3, unet: tiny(widths: [4, 8, 16])))
+        let method = CMCMethod(network: network, modalityNames: ["ct", "mr"], fusion: .validated)
+        try method.restore(from: MethodCheckpointState(metadata: ["cmc_branch_dice": "1:0.9,2:0.0;1:0.3,2:0.6"]))
+        method.model.eval()
+        XCTAssertEqual(try ModelExport.heads(of: method).map(\.name), ["only(ct)", "only(mr)", "ct", "mr", "weighted"])
+        let a = try Tensor.randn([1, 1, 16, 16, 16]), b = try Tensor.randn([1, 1, 16, 16, 16])
+        let heads = try withNoGrad { try method.predict([a, b]) }
+        let exported = try F.softmax(exportedOutput(method, head: nil, input: Tensor.cat([a, b], dim: 1)), dim: 1)
+        XCTAssertLessThanOrEqual(try maxAbsDifference(exported, heads[2]!), Self.tolerance)
+        // Not the mean: the weights are in the exported module.
+        XCTAssertGreaterThan(try maxAbsDifference(exported, mean(of: [heads[0]!, heads[1]!])), 1e-3)
+    }
+
     func testSemiCMLPerModalityNetworksAndMean() throws {
         let method = try SemiCMLMethod(modalityNames: ["ct", "mr"], numClasses: 2, unet: tiny(widths: [4, 8, 16]))
         method.model.eval()

@@ -53,7 +53,7 @@ public enum ModelExport {
             let n = m.modalityNames.count
             return m.modalityNames.enumerated().map { ExportHead(name: "only(\($0.element))", inputChannels: [$0.offset], output: "logits") }
                 + m.modalityNames.map { ExportHead(name: $0, inputChannels: all(n), output: "logits") }
-                + [ExportHead(name: "mean", inputChannels: all(n), output: "log-probabilities")]
+                + [ExportHead(name: m.outputNames.last!, inputChannels: all(n), output: "log-probabilities")]
         default:
             throw SegmentationError.unsupportedExport("export: method \(method.name) is not supported")
         }
@@ -107,7 +107,20 @@ public enum ModelExport {
             s.begin(forward, signature: "x: Tensor")
             let branches = s.assign("self.cmc(x)")
             if head.output == "log-probabilities" {
-                s.end(returning: logMeanSoftmax(head.inputChannels.indices.map { s.assign("\(branches)[\($0)]") }))
+                let logits = head.inputChannels.indices.map { s.assign("\(branches)[\($0)]") }
+                if let weights = m.exportedFusionWeights(present: head.inputChannels) {
+                    // Validated fusion: the weights of the run's last validation, as constants.
+                    let rank = m.network.config.unet.rank + 2
+                    let terms = logits.enumerated().map { j, l in
+                        let w = "[" + weights[j].map(TorchScriptSource.number).joined(separator: ", ") + "]"
+                        let shape = "[1, \(weights[j].count)" + String(repeating: ", 1", count: rank - 2) + "]"
+                        return s.assign("torch.softmax(\(l), 1) * torch.reshape(torch.tensor(\(w), dtype=\(l).dtype, device=\(l).device), \(shape))")
+                    }
+                    let fused = s.assign(terms.joined(separator: " + "))
+                    s.end(returning: s.assign("torch.log(\(fused) / torch.clamp(torch.sum(\(fused), [1], True), min=1e-12))"))
+                } else {
+                    s.end(returning: logMeanSoftmax(logits))
+                }
             } else {
                 // A branch head: the branch of its modality (the only one, or one of all).
                 let modality = head.inputChannels.count == 1 ? 0 : m.modalityNames.firstIndex(of: head.name)!
@@ -171,7 +184,13 @@ extension ModelExport {
                 var inputs = [Tensor?](repeating: nil, count: m.modalityNames.count)
                 for (i, c) in head.inputChannels.enumerated() { inputs[c] = channels[i] }
                 let logits = try m.network(inputs).logits
-                if head.output == "log-probabilities" { return try logMean(logits.compactMap { $0 }.map { try F.softmax($0, dim: 1) }) }
+                if head.output == "log-probabilities" {
+                    let probabilities = try logits.compactMap { $0 }.map { try F.softmax($0, dim: 1) }
+                    if let weights = m.exportedFusionWeights(present: head.inputChannels) {
+                        return try CMCMethod.weightedFusion(probabilities, weights: weights).log()
+                    }
+                    return try logMean(probabilities)
+                }
                 let branch = head.inputChannels.count == 1 ? head.inputChannels[0] : m.modalityNames.firstIndex(of: head.name)!
                 return logits[branch]!
             default:

@@ -31,7 +31,18 @@ public struct CMCLossConfig: Codable, Sendable {
     public init() {}
 }
 
-/// CMC's settings: the top-level keys `cmc` (loss weights and schedule) and `cmcSharedEncoder`.
+/// `cmcFusion`: how CMC's final answer combines its branches.
+public enum CMCFusion: String, SettingChoice {
+    /// The mean of the branches' probabilities (the paper's).
+    case mean
+    /// Per class, the branches' probabilities weighted by their Dice on that class at the last
+    /// validation (`CMCMethod.fusionWeights`). Uses the validation labels a second time, so it is
+    /// reported as its own variant, never as plain CMC.
+    case validated
+}
+
+/// CMC's settings: the top-level keys `cmc` (loss weights and schedule), `cmcSharedEncoder`,
+/// `cmcAttention` and `cmcFusion`.
 public struct CMCSettings: MethodSettings {
     public var cmc = CMCLossConfig()
     /// One encoder for every modality instead of one each.
@@ -39,6 +50,8 @@ public struct CMCSettings: MethodSettings {
     /// MIA channel attention on. false (the "without MIA" ablation): every gamma stays frozen at
     /// its initial 0, so each attention block is the identity throughout training.
     public var cmcAttention = true
+    /// The final answer: the branches' mean, or weighted per class by validation Dice.
+    public var cmcFusion = CMCFusion.mean
     public init() {}
 
     public func validate(in config: TrainingConfig) throws {
@@ -72,7 +85,7 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
                                                        unet: context.unet, sharedEncoder: settings.cmcSharedEncoder))
         if !settings.cmcAttention { for a in network.attention { a.gamma.isFrozen = true } }
         return CMCMethod(network: network, modalityNames: context.modalityNames, config: settings.cmc,
-                         supervised: context.supervisedLoss, seed: context.config.seed)
+                         supervised: context.supervisedLoss, seed: context.config.seed, fusion: settings.cmcFusion)
     }
 
     public let name = "cmc"
@@ -84,11 +97,16 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
     public let cac: ContrastiveAnatomicalConsistencyLoss
     /// The run's seed, for the modality-dropout draws.
     public let seed: UInt64
+    public let fusion: CMCFusion
+    /// Per branch, its class Dice at the last validation (what `validated` fusion weighs by); nil
+    /// before the first validation, or when a branch had no cases. Saved in checkpoints.
+    public private(set) var branchDice: [[Int: Double]]?
 
     public init(network: CMCNetwork, modalityNames: [String], config: CMCLossConfig = CMCLossConfig(),
-                supervised: DiceCELoss = DiceCELoss(), seed: UInt64 = 0) {
+                supervised: DiceCELoss = DiceCELoss(), seed: UInt64 = 0, fusion: CMCFusion = .mean) {
         self.network = network
         self.seed = seed
+        self.fusion = fusion
         self.supervised = supervised
         self.modalityNames = modalityNames
         self.config = config
@@ -98,7 +116,8 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
 
     public var model: Module { network }
     public var trainableParameters: [Parameter] { network.trainableParameters() }
-    public var outputNames: [String] { modalityNames + ["mean"] }
+    /// The branches, then the final answer ("mean", or "weighted" with validated fusion).
+    public var outputNames: [String] { modalityNames + [fusion == .mean ? "mean" : "weighted"] }
 
     public func rampWeight(_ progress: TrainingProgress) -> Double {
         let span = Swift.max(config.rampEnd - config.rampStart, 1e-9)
@@ -159,7 +178,78 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
     public func predict(_ images: [Tensor?]) throws -> [Tensor?] {
         let out = try network(images)
         let probabilities = try out.logits.map { try $0.map { try F.softmax($0, dim: 1) } }
-        return probabilities + [try mean(of: probabilities.compactMap { $0 })]
+        let present = probabilities.indices.filter { probabilities[$0] != nil }
+        guard fusion == .validated, let branchDice, let first = probabilities[present[0]] else {
+            return probabilities + [try mean(of: probabilities.compactMap { $0 })]
+        }
+        let weights = Self.fusionWeights(branchDice: branchDice, present: present, numClasses: first.size(1))
+        return probabilities + [try Self.weightedFusion(present.map { probabilities[$0]! }, weights: weights)]
+    }
+
+    /// Validated fusion's weights: w[j][k] for the j-th present branch and class k,
+    /// w[j][k] = D_jk / sum_i D_ik over the present branches, with D_jk branch j's validation Dice on
+    /// class k. Background (k = 0, which validation does not score) and a class no present branch
+    /// found (all D 0) or without a score get equal weights, i.e. the plain mean. Why: a branch
+    /// blind to a class (a T1 branch for FLAIR-only lesions scores 0 on them) otherwise halves
+    /// that class's probability in the mean, and the class loses the argmax where the other branch
+    /// finds it.
+    public static func fusionWeights(branchDice: [[Int: Double]], present: [Int], numClasses: Int) -> [[Double]] {
+        let equal = 1 / Double(present.count)
+        var weights = Array(repeating: Array(repeating: equal, count: numClasses), count: present.count)
+        for k in 1..<numClasses {
+            let scores = present.map { m in m < branchDice.count ? Swift.max(branchDice[m][k] ?? 0, 0) : 0 }
+            let total = scores.reduce(0, +)
+            guard total > 0 else { continue }
+            for j in present.indices { weights[j][k] = scores[j] / total }
+        }
+        return weights
+    }
+
+    /// The weights an export of the final head with inputs `present` bakes in: nil for the mean.
+    public func exportedFusionWeights(present: [Int]) -> [[Double]]? {
+        guard fusion == .validated, let branchDice else { return nil }
+        return Self.fusionWeights(branchDice: branchDice, present: present, numClasses: network.config.numClasses)
+    }
+
+    /// p_k = sum_j w[j][k] p_jk, renormalized over k (per-class weights do not keep the sum at 1).
+    public static func weightedFusion(_ probabilities: [Tensor], weights: [[Double]]) throws -> Tensor {
+        let classes = probabilities[0].size(1), rank = probabilities[0].rank
+        var shape = Array(repeating: 1, count: rank); shape[1] = classes
+        var fused: Tensor? = nil
+        for (j, p) in probabilities.enumerated() {
+            let w = try Tensor(weights[j].map { Float($0) }, shape: shape).to(p.device, dtype: p.dtype)
+            let term = try p * w
+            fused = try fused.map { try $0 + term } ?? term
+        }
+        return try fused! / fused!.sum(dims: [1], keepDims: true).clamp(min: 1e-12)
+    }
+
+    public func didValidate(iteration: Int, heads: [[Int: Double]?], context: MethodTrainingContext) throws {
+        let branches = Array(heads.prefix(modalityNames.count))
+        branchDice = branches.count == modalityNames.count && branches.allSatisfy({ $0 != nil }) ? branches.map { $0! } : nil
+    }
+
+    public func checkpointState() throws -> MethodCheckpointState {
+        guard let branchDice else { return MethodCheckpointState() }
+        let text = branchDice.map { d in d.keys.sorted().map { "\($0):\(d[$0]!)" }.joined(separator: ",") }.joined(separator: ";")
+        return MethodCheckpointState(metadata: ["cmc_branch_dice": text])
+    }
+
+    public func restore(from state: MethodCheckpointState) throws {
+        guard let text = state.metadata["cmc_branch_dice"] else { branchDice = nil; return }
+        let parsed: [[Int: Double]] = try text.split(separator: ";", omittingEmptySubsequences: false).map { branch in
+            try Dictionary(branch.split(separator: ",").map { pair -> (Int, Double) in
+                let parts = pair.split(separator: ":")
+                guard parts.count == 2, let k = Int(parts[0]), let d = Double(parts[1]) else {
+                    throw SegmentationError.config("checkpoint: cmc_branch_dice '\(text)' is not class:Dice pairs")
+                }
+                return (k, d)
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        guard parsed.count == modalityNames.count else {
+            throw SegmentationError.config("checkpoint: cmc_branch_dice has \(parsed.count) branches, the network \(modalityNames.count)")
+        }
+        branchDice = parsed
     }
 }
 

@@ -351,12 +351,14 @@ public final class Trainer {
         log.validation(iteration: iteration, elapsed: elapsed, meanDice: final.meanValue, classDice: final, extra: extra)
         let perClass = final.sorted { $0.key < $1.key }.map { String(format: "%d:%.3f", $0.key, $0.value) }.joined(separator: " ")
         output(String(format: "validation it %d: mean Dice %.4f (%@)", iteration, final.meanValue, perClass))
+        // Before the best checkpoint is written, so that it holds what the method keeps from this
+        // validation (CMC's branch Dice for validated fusion), not the previous one's.
+        try method.didValidate(iteration: iteration, heads: heads, context: self)
         if final.meanValue > bestDice {
             bestDice = final.meanValue
             bestIteration = iteration
             try save(iteration: iteration, to: bestCheckpoint)
         }
-        try method.didValidate(iteration: iteration, heads: heads, context: self)
         return heads
     }
 }
