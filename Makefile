@@ -24,6 +24,7 @@ build: bootstrap
 
 test: bootstrap
 	swift test $(SWIFT_BUILD_FLAGS)
+	scripts/check-statistics
 
 # As test-real: a machine that cannot download the wheel (exit 75) skips and says so.
 test-wheel: bootstrap
