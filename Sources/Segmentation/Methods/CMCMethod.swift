@@ -190,9 +190,9 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
     /// w[j][k] = D_jk / sum_i D_ik over the present branches, with D_jk branch j's validation Dice on
     /// class k. Background (k = 0, which validation does not score) and a class no present branch
     /// found (all D 0) or without a score get equal weights, i.e. the plain mean. Why: a branch
-    /// blind to a class (a T1 branch for FLAIR-only lesions scores 0 on them) otherwise halves
-    /// that class's probability in the mean, and the class loses the argmax where the other branch
-    /// finds it.
+    /// that misses a class (CMC's T1 branch scored 0 on the brain phantom's lesions after 300
+    /// iterations) otherwise halves that class's probability in the mean, and the class loses the
+    /// argmax where the other branch finds it.
     public static func fusionWeights(branchDice: [[Int: Double]], present: [Int], numClasses: Int) -> [[Double]] {
         let equal = 1 / Double(present.count)
         var weights = Array(repeating: Array(repeating: equal, count: numClasses), count: present.count)
