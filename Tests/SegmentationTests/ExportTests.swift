@@ -97,7 +97,7 @@ final class ExportTests: XCTestCase {
     func testCMCValidatedFusionHeadBakesTheValidationWeights() throws {
         let network = try CMCNetwork(config: CMCConfig(modalities: 2, numClasses: 3, unet: tiny(widths: [4, 8, 16])))
         let method = CMCMethod(network: network, modalityNames: ["ct", "mr"], fusion: .validated)
-        try method.restore(from: MethodCheckpointState(metadata: ["cmc_branch_dice": "1:0.9,2:0.0;1:0.3,2:0.6"]))
+        try method.restore(from: MethodCheckpointState(metadata: ["cmc_branch_dice": #"[{"1": 0.9, "2": 0.0}, {"1": 0.3, "2": 0.6}]"#]))
         method.model.eval()
         XCTAssertEqual(try ModelExport.heads(of: method).map(\.name), ["only(ct)", "only(mr)", "ct", "mr", "weighted"])
         let a = try Tensor.randn([1, 1, 16, 16, 16]), b = try Tensor.randn([1, 1, 16, 16, 16])

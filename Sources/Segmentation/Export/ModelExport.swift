@@ -108,7 +108,7 @@ public enum ModelExport {
             let branches = s.assign("self.cmc(x)")
             if head.output == "log-probabilities" {
                 let logits = head.inputChannels.indices.map { s.assign("\(branches)[\($0)]") }
-                if let weights = m.exportedFusionWeights(present: head.inputChannels) {
+                if let weights = m.fusionWeights(present: head.inputChannels) {
                     // Validated fusion: the weights of the run's last validation, as constants.
                     let rank = m.network.config.unet.rank + 2
                     let terms = logits.enumerated().map { j, l in
@@ -186,7 +186,7 @@ extension ModelExport {
                 let logits = try m.network(inputs).logits
                 if head.output == "log-probabilities" {
                     let probabilities = try logits.compactMap { $0 }.map { try F.softmax($0, dim: 1) }
-                    if let weights = m.exportedFusionWeights(present: head.inputChannels) {
+                    if let weights = m.fusionWeights(present: head.inputChannels) {
                         return try CMCMethod.weightedFusion(probabilities, weights: weights).log()
                     }
                     return try logMean(probabilities)

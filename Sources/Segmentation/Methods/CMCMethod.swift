@@ -179,10 +179,9 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
         let out = try network(images)
         let probabilities = try out.logits.map { try $0.map { try F.softmax($0, dim: 1) } }
         let present = probabilities.indices.filter { probabilities[$0] != nil }
-        guard fusion == .validated, let branchDice, let first = probabilities[present[0]] else {
+        guard let weights = fusionWeights(present: present) else {
             return probabilities + [try mean(of: probabilities.compactMap { $0 })]
         }
-        let weights = Self.fusionWeights(branchDice: branchDice, present: present, numClasses: first.size(1))
         return probabilities + [try Self.weightedFusion(present.map { probabilities[$0]! }, weights: weights)]
     }
 
@@ -205,8 +204,9 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
         return weights
     }
 
-    /// The weights an export of the final head with inputs `present` bakes in: nil for the mean.
-    public func exportedFusionWeights(present: [Int]) -> [[Double]]? {
+    /// The final answer's weights for the modalities `present` (what `predict` applies and an
+    /// export bakes in): nil for the mean.
+    public func fusionWeights(present: [Int]) -> [[Double]]? {
         guard fusion == .validated, let branchDice else { return nil }
         return Self.fusionWeights(branchDice: branchDice, present: present, numClasses: network.config.numClasses)
     }
@@ -231,20 +231,13 @@ public final class CMCMethod: SegmentationMethod, SupervisedLossOwner {
 
     public func checkpointState() throws -> MethodCheckpointState {
         guard let branchDice else { return MethodCheckpointState() }
-        let text = branchDice.map { d in d.keys.sorted().map { "\($0):\(d[$0]!)" }.joined(separator: ",") }.joined(separator: ";")
-        return MethodCheckpointState(metadata: ["cmc_branch_dice": text])
+        return MethodCheckpointState(metadata: ["cmc_branch_dice": String(decoding: try JSONEncoder().encode(branchDice), as: UTF8.self)])
     }
 
     public func restore(from state: MethodCheckpointState) throws {
         guard let text = state.metadata["cmc_branch_dice"] else { branchDice = nil; return }
-        let parsed: [[Int: Double]] = try text.split(separator: ";", omittingEmptySubsequences: false).map { branch in
-            try Dictionary(branch.split(separator: ",").map { pair -> (Int, Double) in
-                let parts = pair.split(separator: ":")
-                guard parts.count == 2, let k = Int(parts[0]), let d = Double(parts[1]) else {
-                    throw SegmentationError.config("checkpoint: cmc_branch_dice '\(text)' is not class:Dice pairs")
-                }
-                return (k, d)
-            }, uniquingKeysWith: { a, _ in a })
+        guard let parsed = try? JSONDecoder().decode([[Int: Double]].self, from: Data(text.utf8)) else {
+            throw SegmentationError.config("checkpoint: cmc_branch_dice '\(text)' is not a list of class -> Dice objects")
         }
         guard parsed.count == modalityNames.count else {
             throw SegmentationError.config("checkpoint: cmc_branch_dice has \(parsed.count) branches, the network \(modalityNames.count)")
